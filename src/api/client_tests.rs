@@ -916,3 +916,23 @@ async fn the_token_appears_in_no_error_or_debug_output() {
     }
     assert!(format!("{cfg:?}").contains("Token(***)"));
 }
+
+/// The pipeline spawns these futures on a multi-threaded runtime.
+#[test]
+fn client_futures_are_send() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    let client = TitanClient::new(ApiConfig::new(
+        url::Url::parse("https://a.example").expect("url"),
+        Token::new(SECRET).expect("token"),
+    ))
+    .expect("client");
+    let c = client.clone();
+    assert_send(&async move { c.list_tasks().await });
+    let c = client.clone();
+    assert_send(&async move { c.export("e", ExportFormat::Csv).await });
+    let c = client.clone();
+    assert_send(&async move { c.media("e", "m").await });
+    let c = client.clone();
+    let policy = crate::waiter::WaitPolicy::default();
+    assert_send(&async move { crate::waiter::wait_for_terminal(&c, "e", &policy).await });
+}
