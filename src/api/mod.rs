@@ -1,1 +1,334 @@
-//! (stub)
+//! Titan Task Service client: one typed method per read route, the only thing
+//! the pipeline sees of the API. Invariants: the token only goes to the
+//! configured origin, export/media bodies are streamed (never buffered), and
+//! every failure is a typed `ApiError` classified by status + `error.code`.
+
+mod envelope;
+mod error;
+mod http;
+mod model;
+mod paginate;
+mod retry;
+mod token;
+
+#[cfg(test)]
+mod client_tests;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use std::fmt;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+pub use crate::format::ExportFormat;
+pub use error::{ApiError, ApiErrorKind};
+pub use http::ClientStats;
+pub use model::{Dataset, Execution, ExecutionStatus, ResultsMeta, Task};
+pub(crate) use retry::jittered as jittered_secs;
+pub use retry::{MAX_SERVER_WAIT, RetryPolicy};
+pub use token::Token;
+
+use http::{Expect, Http};
+
+/// Which header carries the token. Titan documents Bearer; some deployments
+/// expect `X-API-Key`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthScheme {
+    /// `Authorization: Bearer <token>`.
+    #[default]
+    #[serde(rename = "bearer")]
+    Bearer,
+    /// `X-API-Key: <token>`.
+    #[serde(rename = "x-api-key")]
+    XApiKey,
+}
+
+/// Everything the client needs; built by the config layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The API origin, e.g. `https://api.webscraping.titannet.io`; routes are
+    /// joined as `/api/v1/...` (after any path prefix, for reverse proxies).
+    pub base_url: Url,
+    pub token: Token,
+    pub auth: AuthScheme,
+    /// Per request: connect plus waiting for the response headers. Default 30 s.
+    pub timeout: Duration,
+    /// Longest gap between two body chunks before the read fails. Default 60 s.
+    pub read_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Allow plain `http://` to a non-loopback host (the token travels in clear).
+    pub allow_insecure_http: bool,
+    pub user_agent: String,
+}
+
+impl ApiConfig {
+    /// A config with the documented defaults.
+    pub fn new(base_url: Url, token: Token) -> Self {
+        ApiConfig {
+            base_url,
+            token,
+            auth: AuthScheme::Bearer,
+            timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+            allow_insecure_http: false,
+            user_agent: concat!("titan-connector/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// A streamed response body (export, CSV download, media).
+pub struct ExportStream {
+    pub content_type: Option<String>,
+    pub content_length: Option<u64>,
+    /// Chunks as they arrive; a broken or stalled body yields `ApiError::StreamBroken`.
+    pub body: BoxStream<'static, Result<bytes::Bytes, ApiError>>,
+}
+
+impl fmt::Debug for ExportStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExportStream")
+            .field("content_type", &self.content_type)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The Titan API client. Cheap to clone (shares one connection pool and the stats).
+#[derive(Clone)]
+pub struct TitanClient {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    base_url: Url,
+    http: Http,
+}
+
+impl fmt::Debug for TitanClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TitanClient")
+            .field("base_url", &self.inner.base_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TitanClient {
+    /// Refuses plain http:// unless the host is loopback or allow_insecure_http.
+    pub fn new(cfg: ApiConfig) -> Result<Self, ApiError> {
+        validate(&cfg)?;
+        let http = Http::new(&cfg)?;
+        Ok(TitanClient {
+            inner: std::sync::Arc::new(Inner {
+                base_url: cfg.base_url,
+                http,
+            }),
+        })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
+    /// All tasks, every page.
+    pub async fn list_tasks(&self) -> Result<Vec<Task>, ApiError> {
+        self.list(&["tasks"]).await
+    }
+
+    pub async fn get_task(&self, id: &str) -> Result<Task, ApiError> {
+        self.object(&["tasks", checked("task_id", id)?]).await
+    }
+
+    /// All executions of one task, every page.
+    pub async fn list_task_executions(&self, task_id: &str) -> Result<Vec<Execution>, ApiError> {
+        self.list(&["tasks", checked("task_id", task_id)?, "executions"])
+            .await
+    }
+
+    /// All executions the token can see, every page.
+    pub async fn list_executions(&self) -> Result<Vec<Execution>, ApiError> {
+        self.list(&["executions"]).await
+    }
+
+    pub async fn get_execution(&self, id: &str) -> Result<Execution, ApiError> {
+        self.object(&["executions", checked("execution_id", id)?])
+            .await
+    }
+
+    /// Results metadata: a readiness hint, not a guarantee.
+    pub async fn results_meta(&self, id: &str) -> Result<ResultsMeta, ApiError> {
+        self.object(&["executions", checked("execution_id", id)?, "results"])
+            .await
+    }
+
+    /// Streams the export body; never buffers it. JSON → results/export (no query = JSON);
+    /// CSV → results/export?format=csv. Non-2xx → typed error from the envelope.
+    pub async fn export(&self, id: &str, format: ExportFormat) -> Result<ExportStream, ApiError> {
+        let (route, mut url) = self.route(&[
+            "executions",
+            checked("execution_id", id)?,
+            "results",
+            "export",
+        ])?;
+        if format == ExportFormat::Csv {
+            url.query_pairs_mut().append_pair("format", format.as_str());
+        }
+        self.inner.http.get_stream(&route, &url, Expect::File).await
+    }
+
+    /// CSV via results/download.
+    pub async fn download_csv(&self, id: &str) -> Result<ExportStream, ApiError> {
+        let (route, url) = self.route(&[
+            "executions",
+            checked("execution_id", id)?,
+            "results",
+            "download",
+        ])?;
+        self.inner.http.get_stream(&route, &url, Expect::File).await
+    }
+
+    /// Dataset metadata of one execution; empty is normal.
+    pub async fn list_execution_datasets(&self, id: &str) -> Result<Vec<Dataset>, ApiError> {
+        self.list(&["executions", checked("execution_id", id)?, "datasets"])
+            .await
+    }
+
+    /// Dataset metadata across all runs of a task; empty is normal.
+    pub async fn list_task_datasets(&self, task_id: &str) -> Result<Vec<Dataset>, ApiError> {
+        self.list(&["tasks", checked("task_id", task_id)?, "datasets"])
+            .await
+    }
+
+    /// GET an execution's media by id (route /api/v1/executions/:id/media/:media_id/download);
+    /// returns the streaming response body and its content type. Redirects (e.g. to
+    /// the media CDN) are followed; other origins never receive the token.
+    pub async fn media(
+        &self,
+        execution_id: &str,
+        media_id: &str,
+    ) -> Result<ExportStream, ApiError> {
+        let (route, url) = self.route(&[
+            "executions",
+            checked("execution_id", execution_id)?,
+            "media",
+            checked("media_id", media_id)?,
+            "download",
+        ])?;
+        self.inner
+            .http
+            .get_stream(&route, &url, Expect::Media)
+            .await
+    }
+
+    /// Counters for the run report.
+    pub fn stats(&self) -> ClientStats {
+        self.inner.http.stats()
+    }
+
+    /// `/api/v1/<segments>` on the base URL (segments percent-encoded) and
+    /// its path, which is what errors and logs show.
+    fn route(&self, segments: &[&str]) -> Result<(String, Url), ApiError> {
+        let mut url = self.inner.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| ApiError::InvalidConfig {
+                field: "base_url",
+                reason: "cannot hold a path".into(),
+            })?
+            .pop_if_empty()
+            .extend(["api", "v1"])
+            .extend(segments);
+        Ok((url.path().to_owned(), url))
+    }
+
+    async fn object<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<T, ApiError> {
+        let (route, url) = self.route(segments)?;
+        let body = self.inner.http.get_json(&route, &url).await?;
+        let (data, _) = self.inner.http.envelope(&route, &body)?;
+        if !data.is_object() {
+            return Err(ApiError::protocol(
+                &route,
+                200,
+                format!(
+                    "`data` is a {}, expected an object",
+                    envelope::type_name(&data)
+                ),
+            ));
+        }
+        T::deserialize(&data)
+            .map_err(|e| ApiError::protocol(&route, 200, format!("`data` does not decode: {e}")))
+    }
+
+    async fn list<T: DeserializeOwned>(&self, segments: &[&str]) -> Result<Vec<T>, ApiError> {
+        let (route, url) = self.route(segments)?;
+        paginate::collect_all(&self.inner.http, &route, &url).await
+    }
+}
+
+/// Ids become one path segment each; empty, `.` and `..` would change the route.
+fn checked<'a>(field: &'static str, id: &'a str) -> Result<&'a str, ApiError> {
+    if id.is_empty() || id == "." || id == ".." {
+        return Err(ApiError::InvalidConfig {
+            field,
+            reason: format!("`{id}` is not a usable id"),
+        });
+    }
+    Ok(id)
+}
+
+fn validate(cfg: &ApiConfig) -> Result<(), ApiError> {
+    let url = &cfg.base_url;
+    let bad = |reason: &str| {
+        Err(ApiError::InvalidConfig {
+            field: "base_url",
+            reason: reason.into(),
+        })
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return bad("must be an http:// or https:// URL");
+    }
+    let Some(host) = url.host() else {
+        return bad("has no host");
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not contain credentials (use the token setting)");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return bad("must not have a query or fragment");
+    }
+    if url.path().trim_end_matches('/').ends_with("/api/v1") {
+        return bad("must be the API origin without `/api/v1` (routes add it)");
+    }
+    let loopback = match host {
+        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
+        Host::Ipv4(ip) => ip.is_loopback(),
+        Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if url.scheme() == "http" && !loopback && !cfg.allow_insecure_http {
+        return Err(ApiError::InsecureUrl {
+            origin: url.origin().ascii_serialization(),
+        });
+    }
+    if cfg.timeout.is_zero() {
+        return Err(ApiError::InvalidConfig {
+            field: "timeout",
+            reason: "must be greater than zero".into(),
+        });
+    }
+    if cfg.read_timeout.is_zero() {
+        return Err(ApiError::InvalidConfig {
+            field: "read_timeout",
+            reason: "must be greater than zero".into(),
+        });
+    }
+    if reqwest::header::HeaderValue::from_str(&cfg.user_agent).is_err() {
+        return Err(ApiError::InvalidConfig {
+            field: "user_agent",
+            reason: "is not a valid HTTP header value".into(),
+        });
+    }
+    cfg.retry.validate()
+}

@@ -1,0 +1,439 @@
+//! The HTTP core under `TitanClient`: reqwest client construction, auth header,
+//! redirects followed by hand, retries, stats. Invariant: the token is attached
+//! by this file only, and only to requests whose origin (scheme, host, port)
+//! is the configured one — redirect hops to any other origin never carry it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION};
+use reqwest::{Response, StatusCode};
+use serde::Serialize;
+use tracing::{debug, warn};
+use url::{Origin, Url};
+
+use super::retry::{self, RetryPolicy};
+use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope};
+
+/// Redirect hops followed per request (the media route may 302 to the CDN).
+const MAX_REDIRECTS: usize = 10;
+/// Largest JSON body accepted; list pages and objects are far smaller.
+const MAX_JSON_BODY: usize = 32 << 20;
+/// How much of an error body is read to find `error.code`.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Counters for the run report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClientStats {
+    /// HTTP requests sent, including retries and redirect hops.
+    pub requests: u64,
+    /// Attempts repeated after a retryable failure.
+    pub retries: u64,
+    /// 429 answers seen (retried or not).
+    pub rate_limited: u64,
+    /// Body bytes received: JSON bodies plus streamed bytes actually consumed.
+    pub bytes_downloaded: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    rate_limited: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self) -> ClientStats {
+        ClientStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            rate_limited: self.rate_limited.load(Ordering::Relaxed),
+            bytes_downloaded: self.bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// What a 2xx answer should be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Expect {
+    /// An enveloped JSON body, read whole (bounded).
+    Json,
+    /// A file export: any bytes except an HTML page.
+    File,
+    /// A media asset: any bytes, any content type.
+    Media,
+}
+
+pub(crate) struct Http {
+    client: reqwest::Client,
+    origin: Origin,
+    token: Token,
+    auth: AuthScheme,
+    timeout: Duration,
+    retry: RetryPolicy,
+    stats: Arc<Counters>,
+}
+
+impl Http {
+    /// Builds the reqwest client: no automatic redirects (we follow them to
+    /// control the auth header), connect timeout, per-chunk read timeout.
+    pub(crate) fn new(cfg: &ApiConfig) -> Result<Self, ApiError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(cfg.timeout)
+            .read_timeout(cfg.read_timeout)
+            .user_agent(cfg.user_agent.as_str())
+            .build()
+            .map_err(|e| ApiError::InvalidConfig {
+                field: "http client",
+                reason: e.without_url().to_string(),
+            })?;
+        Ok(Http {
+            client,
+            origin: cfg.base_url.origin(),
+            token: cfg.token.clone(),
+            auth: cfg.auth,
+            timeout: cfg.timeout,
+            retry: cfg.retry.clone(),
+            stats: Arc::default(),
+        })
+    }
+
+    pub(crate) fn stats(&self) -> ClientStats {
+        self.stats.snapshot()
+    }
+
+    /// GET an enveloped JSON route with retries; returns the raw body of a 2xx.
+    pub(crate) async fn get_json(&self, route: &str, url: &Url) -> Result<Bytes, ApiError> {
+        match self.execute(route, url, Expect::Json).await? {
+            Opened::Body(b) => Ok(b),
+            Opened::Stream(_) => Err(ApiError::protocol(route, 0, "internal: expected a body")),
+        }
+    }
+
+    /// GET a streamed route with retries on opening only.
+    pub(crate) async fn get_stream(
+        &self,
+        route: &str,
+        url: &Url,
+        expect: Expect,
+    ) -> Result<ExportStream, ApiError> {
+        match self.execute(route, url, expect).await? {
+            Opened::Stream(resp) => Ok(self.export_stream(route, resp)),
+            Opened::Body(_) => Err(ApiError::protocol(route, 0, "internal: expected a stream")),
+        }
+    }
+
+    async fn execute(&self, route: &str, url: &Url, expect: Expect) -> Result<Opened, ApiError> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let err = match self.attempt(route, url, expect).await {
+                Ok(opened) => return Ok(opened),
+                Err(e) => e,
+            };
+            let delay = {
+                let mut rng = rand::rng();
+                retry::next_delay(&self.retry, &err, attempts, started.elapsed(), &mut rng)
+            };
+            let Some(delay) = delay else {
+                return Err(err.with_attempts(attempts));
+            };
+            self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if matches!(err, ApiError::RateLimited { .. }) {
+                debug!(
+                    route,
+                    attempt = attempts,
+                    delay_ms = delay.as_millis() as u64,
+                    "Rate limited, waiting before retrying"
+                );
+            } else {
+                let delay_ms = delay.as_millis() as u64;
+                warn!(route, attempt = attempts, delay_ms, error = %err, "Request failed, retrying");
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One attempt: send (following redirects), classify the status, and for
+    /// JSON read the body so a broken read is retried like a failed send.
+    async fn attempt(&self, route: &str, url: &Url, expect: Expect) -> Result<Opened, ApiError> {
+        let resp = self.send_following_redirects(route, url).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(self.error_from_response(route, resp).await);
+        }
+        let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str()).unwrap_or_default();
+        let is_html = content_type.to_ascii_lowercase().starts_with("text/html");
+        match expect {
+            Expect::Json | Expect::File if is_html => Err(ApiError::protocol(
+                route,
+                status.as_u16(),
+                format!(
+                    "got an HTML page (`{content_type}`) where Titan sends {}",
+                    if expect == Expect::Json {
+                        "JSON"
+                    } else {
+                        "a file"
+                    }
+                ),
+            )),
+            Expect::Json => self
+                .read_body(route, resp, MAX_JSON_BODY)
+                .await
+                .map(Opened::Body),
+            Expect::File | Expect::Media => Ok(Opened::Stream(resp)),
+        }
+    }
+
+    async fn send_following_redirects(&self, route: &str, url: &Url) -> Result<Response, ApiError> {
+        let mut url = url.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut req = self.client.get(url.clone());
+            // The one place the token leaves the process, and only to our origin.
+            if url.origin() == self.origin {
+                req = req.headers(self.auth_headers()?);
+            }
+            let t0 = Instant::now();
+            let sent = tokio::time::timeout(self.timeout, req.send()).await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let resp = match sent {
+                Err(_) => {
+                    debug!(
+                        method = "GET",
+                        path = url.path(),
+                        elapsed_ms = t0.elapsed().as_millis() as u64,
+                        "Request timed out before headers"
+                    );
+                    return Err(ApiError::Transport {
+                        route: route.into(),
+                        attempts: 1,
+                        timed_out: true,
+                        source: None,
+                    });
+                }
+                Ok(Err(e)) => {
+                    debug!(
+                        method = "GET",
+                        path = url.path(),
+                        elapsed_ms = t0.elapsed().as_millis() as u64,
+                        "Request failed to send"
+                    );
+                    return Err(ApiError::Transport {
+                        route: route.into(),
+                        attempts: 1,
+                        timed_out: e.is_timeout(),
+                        source: Some(e.without_url()),
+                    });
+                }
+                Ok(Ok(resp)) => resp,
+            };
+            let status = resp.status();
+            debug!(
+                method = "GET",
+                path = url.path(),
+                status = status.as_u16(),
+                elapsed_ms = t0.elapsed().as_millis() as u64,
+                "HTTP request"
+            );
+            let location = status
+                .is_redirection()
+                .then(|| header_str(resp.headers(), LOCATION.as_str()))
+                .flatten();
+            let Some(location) = location else {
+                return Ok(resp);
+            };
+            let next = url.join(&location).map_err(|e| {
+                ApiError::protocol(
+                    route,
+                    status.as_u16(),
+                    format!("redirect to an unparsable Location ({e})"),
+                )
+            })?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(ApiError::protocol(
+                    route,
+                    status.as_u16(),
+                    format!("redirect to a `{}:` URL", next.scheme()),
+                ));
+            }
+            url = next;
+        }
+        Err(ApiError::protocol(
+            route,
+            0,
+            format!("more than {MAX_REDIRECTS} redirects"),
+        ))
+    }
+
+    fn auth_headers(&self) -> Result<HeaderMap, ApiError> {
+        let invalid = |_| ApiError::InvalidConfig {
+            field: "token",
+            reason: "is not a valid HTTP header value".into(),
+        };
+        let (name, value) = match self.auth {
+            AuthScheme::Bearer => (
+                AUTHORIZATION,
+                HeaderValue::try_from(format!("Bearer {}", self.token.expose()))
+                    .map_err(invalid)?,
+            ),
+            AuthScheme::XApiKey => (
+                reqwest::header::HeaderName::from_static("x-api-key"),
+                HeaderValue::try_from(self.token.expose()).map_err(invalid)?,
+            ),
+        };
+        let mut value = value;
+        value.set_sensitive(true);
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert(name, value);
+        Ok(headers)
+    }
+
+    /// Typed error from a non-2xx answer: status + envelope (or CDN) code.
+    async fn error_from_response(&self, route: &str, resp: Response) -> ApiError {
+        let status = resp.status();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+        }
+        let hint = if status == StatusCode::TOO_MANY_REQUESTS {
+            retry::server_wait_hint(resp.headers(), SystemTime::now())
+        } else {
+            None
+        };
+        let redirect = status.is_redirection();
+        // A broken error body still leaves the status to classify by.
+        let body = self
+            .read_body(route, resp, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        if redirect {
+            return ApiError::protocol(
+                route,
+                status.as_u16(),
+                "redirect without a Location header",
+            );
+        }
+        let (code, message) = envelope::error_body(&body);
+        let (code, message) = (code.map(|c| self.scrub(c)), message.map(|m| self.scrub(m)));
+        ApiError::from_answer(route, status.as_u16(), code, message, hint)
+    }
+
+    /// Decodes an enveloped 2xx JSON body into `data` + siblings, turning
+    /// `success:false` into the typed error.
+    pub(crate) fn envelope(
+        &self,
+        route: &str,
+        body: &[u8],
+    ) -> Result<
+        (
+            serde_json::Value,
+            serde_json::Map<String, serde_json::Value>,
+        ),
+        ApiError,
+    > {
+        match envelope::parse(body) {
+            Ok(envelope::Envelope::Success { data, siblings }) => Ok((data, siblings)),
+            Ok(envelope::Envelope::Failure { code, message }) => Err(ApiError::from_answer(
+                route,
+                200,
+                code.map(|c| self.scrub(c)),
+                message.map(|m| self.scrub(m)),
+                None,
+            )),
+            Err(detail) => Err(ApiError::protocol(route, 200, detail)),
+        }
+    }
+
+    /// Server text may echo the credential; it never reaches our errors.
+    fn scrub(&self, text: String) -> String {
+        let token = self.token.expose();
+        if text.contains(token) {
+            text.replace(token, "***")
+        } else {
+            text
+        }
+    }
+
+    /// Reads a whole body up to `limit` bytes; a longer body is a Protocol error.
+    async fn read_body(
+        &self,
+        route: &str,
+        mut resp: Response,
+        limit: usize,
+    ) -> Result<Bytes, ApiError> {
+        let status = resp.status().as_u16();
+        let mut buf = BytesMut::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    self.stats
+                        .bytes
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    if buf.len() + chunk.len() > limit {
+                        return Err(ApiError::protocol(
+                            route,
+                            status,
+                            format!("response body exceeds {limit} bytes"),
+                        ));
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(buf.freeze()),
+                Err(e) => {
+                    return Err(ApiError::Transport {
+                        route: route.into(),
+                        attempts: 1,
+                        timed_out: e.is_timeout(),
+                        source: Some(e.without_url()),
+                    });
+                }
+            }
+        }
+    }
+
+    fn export_stream(&self, route: &str, resp: Response) -> ExportStream {
+        let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
+        let content_length = resp.content_length();
+        let stats = Arc::clone(&self.stats);
+        let route = route.to_owned();
+        let mut received = 0u64;
+        let body = resp
+            .bytes_stream()
+            .map(move |chunk| match chunk {
+                Ok(bytes) => {
+                    received += bytes.len() as u64;
+                    stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                    Ok(bytes)
+                }
+                Err(e) => Err(ApiError::StreamBroken {
+                    route: route.clone(),
+                    bytes_received: received,
+                    timed_out: e.is_timeout(),
+                    source: e.without_url(),
+                }),
+            })
+            .boxed();
+        ExportStream {
+            content_type,
+            content_length,
+            body,
+        }
+    }
+}
+
+enum Opened {
+    Body(Bytes),
+    Stream(Response),
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_owned())
+}
