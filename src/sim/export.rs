@@ -12,25 +12,14 @@ use super::scenario::SimTask;
 /// Target size of one body chunk.
 pub const CHUNK_BYTES: usize = 64 * 1024;
 
-/// Which file the export route renders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Json,
-    Csv,
-}
+/// Same enum the connector uses, so tests can pass one value to both sides.
+pub use crate::format::ExportFormat;
 
-impl ExportFormat {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            ExportFormat::Json => "application/json",
-            ExportFormat::Csv => "text/csv; charset=utf-8",
-        }
-    }
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Json => "json",
-            ExportFormat::Csv => "csv",
-        }
+/// `Content-Type` of an export body.
+pub fn content_type(format: ExportFormat) -> &'static str {
+    match format {
+        ExportFormat::Json => "application/json",
+        ExportFormat::Csv => "text/csv; charset=utf-8",
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::data::{self, Cell, ColumnKind, Generator};
-use super::export::{ExportChunks, ExportFormat};
+use super::export::{self, ExportChunks, ExportFormat};
 use super::gate::{API_PREFIX, gate};
 use super::scenario::{ListShape, SimTask};
 use super::state::{ExecRef, SimState};
@@ -283,13 +283,7 @@ async fn export(State(st): St, Path(id): Path<String>, RawQuery(q): RawQuery) ->
     exec_of(&st, &id)?;
     let format = match query_param(q.as_deref(), "format") {
         None => ExportFormat::Json,
-        Some(f) if f.eq_ignore_ascii_case("json") => ExportFormat::Json,
-        Some(f) if f.eq_ignore_ascii_case("csv") => ExportFormat::Csv,
-        Some(f) => {
-            return Err(ApiError::bad_request(format!(
-                "unsupported format {f:?}; use json or csv"
-            )));
-        }
+        Some(f) => f.parse::<ExportFormat>().map_err(ApiError::bad_request)?,
     };
     file(&st, &id, format)
 }
@@ -310,12 +304,12 @@ fn file(st: &SimState, id: &str, format: ExportFormat) -> ApiResult {
         &st.base_url,
     );
     let body = Body::from_stream(futures::stream::iter(chunks.map(Ok::<_, Infallible>)));
-    let disposition = format!("attachment; filename=\"{id}.{}\"", format.extension());
+    let disposition = format!("attachment; filename=\"{id}.{}\"", format.as_str());
     Ok((
         [
             (
                 header::CONTENT_TYPE,
-                HeaderValue::from_static(format.content_type()),
+                HeaderValue::from_static(export::content_type(format)),
             ),
             (
                 header::CONTENT_DISPOSITION,
