@@ -191,6 +191,8 @@ pub(crate) struct CsvDecoder {
     framer: Framer,
     /// Body offset of the first byte not yet part of a finished record (the carry's start).
     offset: u64,
+    /// Body bytes received so far.
+    received: u64,
 }
 
 impl CsvDecoder {
@@ -203,12 +205,14 @@ impl CsvDecoder {
             carry: Vec::new(),
             framer: Framer::default(),
             offset: 0,
+            received: 0,
         }
     }
 
     /// Bytes before the first one pushed (a stripped BOM).
     pub(crate) fn set_base(&mut self, base: u64) {
         self.offset = base;
+        self.received = base;
     }
 
     pub(crate) fn records(&self) -> u64 {
@@ -224,6 +228,7 @@ impl CsvDecoder {
     }
 
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), DecodeError> {
+        self.received += chunk.len() as u64;
         let mut input = chunk;
         if !self.carry.is_empty() {
             let Some(n) = self.framer.scan(input) else {
@@ -336,7 +341,7 @@ impl CsvDecoder {
                     return Err(if !terminated && fields < expected {
                         DecodeError::Truncated {
                             format: ExportFormat::Csv,
-                            offset: self.offset + len as u64,
+                            offset: self.received,
                             detail: format!(
                                 "record {record} ends after {fields} of {expected} fields"
                             ),
@@ -369,7 +374,7 @@ impl CsvDecoder {
         match e {
             Syntax::Unterminated { col } => DecodeError::Truncated {
                 format: ExportFormat::Csv,
-                offset: self.offset,
+                offset: self.received,
                 detail: format!(
                     "record {record} ends inside the quoted field {}",
                     self.column_name(col)

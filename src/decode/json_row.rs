@@ -408,7 +408,9 @@ impl RowParser {
         if input[i] == b'}' {
             return Ok(RowEnd::Row(i + 1));
         }
+        // Probing: a listed column was seen (so this is a row), or an error marker was.
         let mut saw_column = false;
+        let mut error: Option<&'static str> = None;
         let mut k = 0;
         loop {
             if input[i] != b'"' {
@@ -430,27 +432,37 @@ impl RowParser {
                 }
                 // A wrapper only if no listed column came first: rows have those.
                 None if PROBE && kind == Key::Wrapper && !saw_column && input[i] == b'[' => {
-                    return Ok(RowEnd::Wrapper(i + 1));
+                    return Ok(match error {
+                        Some(reason) => RowEnd::NotData(reason),
+                        None => RowEnd::Wrapper(i + 1),
+                    });
                 }
                 None => {
                     let (end, non_null) = value(input, i, &mut Discard, &mut self.stack)?;
                     match kind {
                         Key::Success if &input[i..end] == b"false" => {
-                            return Ok(RowEnd::NotData(
-                                "it is a JSON error envelope (`success: false`)",
-                            ));
+                            error =
+                                error.or(Some("it is a JSON error envelope (`success: false`)"));
                         }
                         Key::Error if non_null => {
-                            return Ok(RowEnd::NotData("it is a JSON error object (`error` key)"));
+                            error = error.or(Some("it is a JSON error object (`error` key)"));
                         }
-                        _ => end,
+                        _ => {}
                     }
+                    end
                 }
             };
             i = skip_ws(input, i)?;
             match input[i] {
                 b',' => i = skip_ws(input, i + 1)?,
-                b'}' => return Ok(RowEnd::Row(i + 1)),
+                // An error marker makes the object an error only if no listed column came
+                // with it: a row may well have an unlisted `error` key.
+                b'}' => {
+                    return Ok(match error {
+                        Some(reason) if !saw_column => RowEnd::NotData(reason),
+                        _ => RowEnd::Row(i + 1),
+                    });
+                }
                 _ => return bad(i, "expected `,` or `}` after a value"),
             }
         }

@@ -11,6 +11,8 @@ mod json_row;
 mod scan;
 
 #[cfg(test)]
+mod bench;
+#[cfg(test)]
 mod tests;
 
 use arrow::record_batch::RecordBatch;
@@ -35,8 +37,9 @@ pub enum DecodeError {
         /// The body's first characters (at most 200).
         excerpt: String,
     },
-    /// The body ended inside a record, or before the JSON array was closed.
-    #[error("the {format} export ended early (byte {offset}): {detail}")]
+    /// The body ended inside a record, or before the JSON array was closed; `offset` is
+    /// where it ended.
+    #[error("the {format} export ended early (at byte {offset}): {detail}")]
     Truncated {
         format: ExportFormat,
         offset: u64,

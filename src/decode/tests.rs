@@ -739,3 +739,45 @@ fn new_dispatches_on_format() {
     assert_eq!(DecoderOptions::default().batch_rows, 8192);
     assert_eq!(DecoderOptions::default().max_record_bytes, 16 << 20);
 }
+
+#[test]
+fn json_error_markers_only_reject_objects_without_columns() {
+    // A first row that carries an unlisted `error` next to listed columns is a row.
+    assert_eq!(
+        json_rows(
+            &["id"],
+            "{\"id\":1,\"error\":\"timeout\"}\n{\"id\":2,\"error\":null}"
+        ),
+        vec![r(&["1"]), r(&["2"])]
+    );
+    // An envelope that fails but still has an (empty) rows array is not data.
+    match json_err(
+        &["id"],
+        br#"{"success":false,"error":{"code":"X"},"data":[]}"#,
+    ) {
+        DecodeError::NotData { reason, .. } => assert!(reason.contains("success")),
+        e => panic!("expected NotData, got {e:?}"),
+    }
+    assert_eq!(
+        json_rows(
+            &["id"],
+            r#"{"success":true,"error":null,"data":[{"id":7}]}"#
+        ),
+        vec![r(&["7"])]
+    );
+}
+
+#[test]
+fn truncated_offsets_are_where_the_body_ended() {
+    for (err, end) in [
+        (csv_err(b"a,b\n1,\"x"), 8),
+        (csv_err(b"\xEF\xBB\xBFa,b,c\n1,2"), 12),
+        (json_err(&["a"], br#"[{"a":1},{"a""#), 13),
+        (json_err(&["a"], b"\xEF\xBB\xBF[ "), 5),
+    ] {
+        match err {
+            DecodeError::Truncated { offset, .. } => assert_eq!(offset, end),
+            e => panic!("expected Truncated, got {e:?}"),
+        }
+    }
+}
