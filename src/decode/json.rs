@@ -455,3 +455,21 @@ fn not_data(reason: &'static str, body: &[u8]) -> Flow {
         excerpt: body[..body.len().min(EXCERPT_BYTES)].to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framer_finds_the_row_end_across_any_split() {
+        let row = br#"{"a":"}\"]{","b":[{"c":"\\"},[]]}"#;
+        let input = [&row[..], b" {\"next\":1}"].concat();
+        for cut in 0..=input.len() {
+            let mut f = Framer::default();
+            let end = f
+                .scan(&input[..cut])
+                .or_else(|| f.scan(&input[cut..]).map(|n| n + cut));
+            assert_eq!(end, Some(row.len()), "cut at {cut}");
+        }
+    }
+}

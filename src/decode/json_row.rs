@@ -468,3 +468,96 @@ impl RowParser {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parses one value from `input` (whole), returning its text or the stop.
+    fn text(input: &str) -> Result<(Option<String>, usize), Stop> {
+        let mut out = Vec::new();
+        let (end, non_null) = value(input.as_bytes(), 0, &mut out, &mut Vec::new())?;
+        let s = String::from_utf8(out).expect("test values are UTF-8");
+        Ok((non_null.then_some(s), end))
+    }
+
+    fn ok(input: &str) -> String {
+        match text(input) {
+            Ok((Some(s), _)) => s,
+            other => panic!("{input}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn numbers_follow_the_json_grammar_and_keep_their_text() {
+        for n in [
+            "0",
+            "-0",
+            "12",
+            "1.50",
+            "-0.5e-3",
+            "1E+9",
+            "123456789012345678901234567890",
+        ] {
+            assert_eq!(ok(&format!("{n},")), n);
+        }
+        for (n, at) in [("-,", 1), ("1.,", 2), ("1e,", 2), (".5,", 0), ("+1,", 0)] {
+            let got = text(n);
+            assert!(
+                matches!(got, Err(Stop::Bad { at: a, .. }) if a == at),
+                "{n}: {got:?}"
+            );
+        }
+        // `0` is a whole number; the row parser then rejects the stray `1` after it.
+        assert_eq!(text("01,"), Ok((Some("0".into()), 1)));
+        // A number at the very end may still grow.
+        assert_eq!(text("12"), Err(Stop::Incomplete));
+    }
+
+    #[test]
+    fn strings_unescape_but_nested_values_keep_escapes() {
+        assert_eq!(
+            ok(r#""a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00""#),
+            "a\"b\\c/d\u{8}\u{c}\n\r\té😀"
+        );
+        assert_eq!(
+            ok(r#"{ "k\n" : [ 1 , "x\"y" , true , null , { } , [ ] ] , "e" : "\u00e9" }"#),
+            r#"{"k\n":[1,"x\"y",true,null,{},[]],"e":"\u00e9"}"#
+        );
+        assert_eq!(text("null,"), Ok((None, 4)));
+        assert_eq!(ok("false,"), "false");
+    }
+
+    #[test]
+    fn incomplete_versus_invalid() {
+        for cut in [
+            r#""abc"#,
+            r#""a\"#,
+            r#""\u00"#,
+            r#""\ud83d"#,
+            "tr",
+            "[1, {\"a\": ",
+            "{\"a\"  ",
+        ] {
+            assert_eq!(text(cut), Err(Stop::Incomplete), "{cut}");
+        }
+        for (bad_input, at) in [
+            ("tru,", 0),
+            (r#""\x""#, 1),
+            (r#""\ud83dx""#, 1),
+            (r#""\ude00""#, 1),
+            ("[1 2]", 3),
+            ("{\"a\" 1}", 5),
+            ("{1:2}", 1),
+            ("[1,]", 3),
+            ("[}", 1),
+            ("\"a\u{1}\"", 2),
+        ] {
+            assert!(
+                matches!(text(bad_input), Err(Stop::Bad { at: a, .. }) if a == at),
+                "{bad_input}: {:?}",
+                text(bad_input)
+            );
+        }
+    }
+}

@@ -131,6 +131,9 @@ const EXCERPT_BYTES: usize = 800;
 const EXCERPT_CHARS: usize = 200;
 
 /// Push decoder: feed chunks, pull completed batches.
+///
+/// Drain [`RawDecoder::next_batch`] after every push: completed batches queue up until taken,
+/// so one huge chunk yields many batches at once. Errors close the decoder.
 pub struct RawDecoder {
     format: ExportFormat,
     inner: Inner,

@@ -781,3 +781,9 @@ fn truncated_offsets_are_where_the_body_ended() {
         }
     }
 }
+
+#[test]
+fn decoder_can_move_between_threads() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<RawDecoder>();
+}
