@@ -8,7 +8,7 @@
 use arrow::record_batch::RecordBatch;
 
 use super::columns::Columns;
-use super::json_row::{RowEnd, RowParser, Stop};
+use super::json_row::{Object, RowParser, Stop};
 use super::{DecodeError, DecoderOptions, EXCERPT_BYTES, ExportFormat};
 
 /// What the caller should do after a push.
@@ -279,7 +279,10 @@ impl JsonDecoder {
     fn row_in_place(&mut self, input: &[u8], at: u64) -> Result<Option<usize>, DecodeError> {
         let window = &input[..input.len().min(self.opts.max_record_bytes)];
         match self.parser.parse::<false>(window, &mut self.cols) {
-            Ok(end) => self.commit(end, at).map(Some),
+            Ok((n, _)) => {
+                self.cols.commit_row()?;
+                Ok(Some(n))
+            }
             Err(Stop::Incomplete) => {
                 self.cols.rollback_row();
                 self.carry_start = at;
@@ -300,33 +303,14 @@ impl JsonDecoder {
     /// Parses the row the framer delimited in the carry.
     fn framed_row(&mut self, row: &[u8]) -> Result<(), DecodeError> {
         match self.parser.parse::<false>(row, &mut self.cols) {
-            Ok(end) => {
-                let len = self.commit(end, self.carry_start)?;
-                if len == row.len() {
-                    return Ok(());
-                }
-            }
-            Err(Stop::Bad { at, msg }) => {
-                return Err(self.bad(self.carry_start + at as u64, msg));
-            }
-            Err(Stop::Incomplete) => self.cols.rollback_row(),
-        }
-        Err(self.bad(
-            self.carry_start,
-            "row boundary mismatch between framer and parser",
-        ))
-    }
-
-    /// Commits the row a non-probing parse wrote; returns its length.
-    fn commit(&mut self, end: RowEnd, at: u64) -> Result<usize, DecodeError> {
-        match end {
-            RowEnd::Row(n) => {
-                self.cols.commit_row()?;
-                Ok(n)
-            }
-            RowEnd::Wrapper(_) | RowEnd::NotData(_) => {
+            Ok((n, _)) if n == row.len() => self.cols.commit_row(),
+            Err(Stop::Bad { at, msg }) => Err(self.bad(self.carry_start + at as u64, msg)),
+            Ok(_) | Err(Stop::Incomplete) => {
                 self.cols.rollback_row();
-                Err(self.bad(at, "probe result outside the first object"))
+                Err(self.bad(
+                    self.carry_start,
+                    "row boundary mismatch between framer and parser",
+                ))
             }
         }
     }
@@ -336,22 +320,22 @@ impl JsonDecoder {
     fn probe(&mut self, input: &[u8]) -> Result<Step, DecodeError> {
         let window = &input[..input.len().min(self.opts.max_record_bytes)];
         let result = self.parser.parse::<true>(window, &mut self.cols);
-        if !matches!(result, Ok(RowEnd::Row(_))) {
+        if !matches!(result, Ok((_, Object::Row))) {
             self.cols.rollback_row();
         }
         match result {
-            Ok(RowEnd::Row(n)) => {
+            Ok((n, Object::Row)) => {
                 self.cols.commit_row()?;
                 self.state = State::Lines;
                 Ok(Step::Done(n))
             }
-            Ok(RowEnd::Wrapper(n)) => {
+            Ok((n, Object::Wrapper)) => {
                 self.state = State::ArrayOpen;
                 self.in_array = true;
                 self.wrapped = true;
                 Ok(Step::Done(n))
             }
-            Ok(RowEnd::NotData(reason)) => Ok(Step::NotData(reason)),
+            Ok((_, Object::NotData(reason))) => Ok(Step::NotData(reason)),
             Err(Stop::Incomplete) if input.len() > self.opts.max_record_bytes => {
                 Err(self.too_large())
             }

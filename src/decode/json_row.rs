@@ -298,15 +298,15 @@ fn member_key<O: Out>(input: &[u8], j: usize, out: &mut O) -> Parse<usize> {
     skip_ws(input, j + 1)
 }
 
-/// How a row object ended.
+/// What a parsed object turned out to be; only probing yields anything but `Row`.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum RowEnd {
-    /// A row of `len` bytes was written to the columns (not committed yet).
-    Row(usize),
-    /// Probing the body's first object: it wraps the rows in an array under a `data`,
-    /// `results` or `items` key; the array's `[` ends at `len`.
-    Wrapper(usize),
-    /// Probing the body's first object: it is an error object, not data.
+pub(crate) enum Object {
+    /// A row, written to the columns (not committed yet).
+    Row,
+    /// The body's first object wraps the rows in an array under a `data`, `results` or
+    /// `items` key; parsing stopped right after the array's `[`.
+    Wrapper,
+    /// The body's first object is an error object, not data.
     NotData(&'static str),
 }
 
@@ -397,16 +397,16 @@ impl RowParser {
     }
 
     /// Parses the object at `input[0] == '{'` into the open row of `cols` (the caller
-    /// commits or rolls back). With `PROBE` (the body's first object) it also recognises
-    /// wrappers and error objects; see [`RowEnd`].
+    /// commits or rolls back); returns where parsing stopped. With `PROBE` (the body's first
+    /// object) it also recognises wrappers and error objects; see [`Object`].
     pub(crate) fn parse<const PROBE: bool>(
         &mut self,
         input: &[u8],
         cols: &mut Columns,
-    ) -> Parse<RowEnd> {
+    ) -> Parse<(usize, Object)> {
         let mut i = skip_ws(input, 1)?;
         if input[i] == b'}' {
-            return Ok(RowEnd::Row(i + 1));
+            return Ok((i + 1, Object::Row));
         }
         // Probing: a listed column was seen (so this is a row), or an error marker was.
         let mut saw_column = false;
@@ -433,8 +433,8 @@ impl RowParser {
                 // A wrapper only if no listed column came first: rows have those.
                 None if PROBE && kind == Key::Wrapper && !saw_column && input[i] == b'[' => {
                     return Ok(match error {
-                        Some(reason) => RowEnd::NotData(reason),
-                        None => RowEnd::Wrapper(i + 1),
+                        Some(reason) => (i, Object::NotData(reason)),
+                        None => (i + 1, Object::Wrapper),
                     });
                 }
                 None => {
@@ -459,8 +459,8 @@ impl RowParser {
                 // with it: a row may well have an unlisted `error` key.
                 b'}' => {
                     return Ok(match error {
-                        Some(reason) if !saw_column => RowEnd::NotData(reason),
-                        _ => RowEnd::Row(i + 1),
+                        Some(reason) if !saw_column => (i + 1, Object::NotData(reason)),
+                        _ => (i + 1, Object::Row),
                     });
                 }
                 _ => return bad(i, "expected `,` or `}` after a value"),
