@@ -1,7 +1,8 @@
 //! The HTTP core under `TitanClient`: reqwest client construction, auth header,
-//! redirects followed by hand, retries, stats. Invariant: the token is attached
-//! by this file only, and only to requests whose origin (scheme, host, port)
-//! is the configured one — redirect hops to any other origin never carry it.
+//! redirects followed by hand, rate budget, retries, stats. Invariant: the
+//! token is attached by this file only, and only to requests whose origin
+//! (scheme, host, port) is the configured one — redirect hops to any other
+//! origin never carry it; exactly those requests wait for the rate budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use serde::Serialize;
 use tracing::{debug, warn};
 use url::{Origin, Url};
 
+use super::budget::RateBudget;
 use super::retry::{self, RetryPolicy};
 use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope};
 
@@ -36,6 +38,10 @@ pub struct ClientStats {
     pub rate_limited: u64,
     /// Body bytes received: JSON bodies plus streamed bytes actually consumed.
     pub bytes_downloaded: u64,
+    /// Requests that waited for the rate budget or a server hold before starting.
+    pub throttled_waits: u64,
+    /// Total time those requests waited, in milliseconds.
+    pub throttled_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +50,8 @@ pub(crate) struct Counters {
     retries: AtomicU64,
     rate_limited: AtomicU64,
     bytes: AtomicU64,
+    throttled_waits: AtomicU64,
+    throttled_us: AtomicU64,
 }
 
 impl Counters {
@@ -53,6 +61,8 @@ impl Counters {
             retries: self.retries.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             bytes_downloaded: self.bytes.load(Ordering::Relaxed),
+            throttled_waits: self.throttled_waits.load(Ordering::Relaxed),
+            throttled_ms: self.throttled_us.load(Ordering::Relaxed) / 1000,
         }
     }
 }
@@ -76,12 +86,13 @@ pub(crate) struct Http {
     timeout: Duration,
     retry: RetryPolicy,
     stats: Arc<Counters>,
+    budget: RateBudget,
 }
 
 impl Http {
     /// Builds the reqwest client: no automatic redirects (we follow them to
     /// control the auth header), connect timeout, per-chunk read timeout.
-    pub(crate) fn new(cfg: &ApiConfig) -> Result<Self, ApiError> {
+    pub(crate) fn new(cfg: &ApiConfig, budget: RateBudget) -> Result<Self, ApiError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.timeout)
@@ -100,6 +111,7 @@ impl Http {
             timeout: cfg.timeout,
             retry: cfg.retry.clone(),
             stats: Arc::default(),
+            budget,
         })
     }
 
@@ -194,10 +206,12 @@ impl Http {
     async fn send_following_redirects(&self, route: &str, url: &Url) -> Result<Response, ApiError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
+            let to_api = url.origin() == self.origin;
             let mut req = self.client.get(url.clone());
             // The one place the token leaves the process, and only to our origin.
-            if url.origin() == self.origin {
+            if to_api {
                 req = req.headers(self.auth_headers()?);
+                self.wait_for_budget(route).await;
             }
             let t0 = Instant::now();
             let sent = tokio::time::timeout(self.timeout, req.send()).await;
@@ -241,6 +255,12 @@ impl Http {
                 elapsed_ms = t0.elapsed().as_millis() as u64,
                 "HTTP request"
             );
+            if to_api && let Some(hold) = self.budget.observe(resp.headers(), SystemTime::now()) {
+                debug!(
+                    hold_ms = hold.as_millis() as u64,
+                    "Server rate limit spent, holding new requests until its reset"
+                );
+            }
             let location = status
                 .is_redirection()
                 .then(|| header_str(resp.headers(), LOCATION.as_str()))
@@ -269,6 +289,24 @@ impl Http {
             0,
             format!("more than {MAX_REDIRECTS} redirects"),
         ))
+    }
+
+    /// Waits for this request's slot in the shared budget and counts the wait.
+    async fn wait_for_budget(&self, route: &str) {
+        let waited = self.budget.acquire().await;
+        if waited.is_zero() {
+            return;
+        }
+        self.stats.throttled_waits.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.stats.throttled_us.fetch_add(us, Ordering::Relaxed);
+        if waited >= Duration::from_secs(1) {
+            debug!(
+                route,
+                waited_ms = waited.as_millis() as u64,
+                "Waited for the request budget"
+            );
+        }
     }
 
     fn auth_headers(&self) -> Result<HeaderMap, ApiError> {

@@ -1,8 +1,10 @@
 //! Titan Task Service client: one typed method per read route, the only thing
 //! the pipeline sees of the API. Invariants: the token only goes to the
-//! configured origin, export/media bodies are streamed (never buffered), and
-//! every failure is a typed `ApiError` classified by status + `error.code`.
+//! configured origin, every request to it waits for the shared `RateBudget`,
+//! export/media bodies are streamed (never buffered), and every failure is a
+//! typed `ApiError` classified by status + `error.code`.
 
+mod budget;
 mod envelope;
 mod error;
 mod http;
@@ -11,6 +13,8 @@ mod paginate;
 mod retry;
 mod token;
 
+#[cfg(test)]
+mod budget_tests;
 #[cfg(test)]
 mod client_tests;
 #[cfg(test)]
@@ -25,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
 pub use crate::format::ExportFormat;
+pub use budget::{DEFAULT_BURST, DEFAULT_REQUESTS_PER_MINUTE, RateBudget};
 pub use error::{ApiError, ApiErrorKind};
 pub use http::ClientStats;
 pub use model::{Dataset, Execution, ExecutionStatus, ResultsMeta, Task};
@@ -63,6 +68,12 @@ pub struct ApiConfig {
     /// Allow plain `http://` to a non-loopback host (the token travels in clear).
     pub allow_insecure_http: bool,
     pub user_agent: String,
+    /// Client-side budget for requests to the API origin, shared by every
+    /// clone of the client. Default `Some(100)`, under Titan's ~120/min;
+    /// `None` disables it (the server's `X-RateLimit-*` holds still apply).
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests that may start back to back after an idle period. Default 10.
+    pub rate_limit_burst: u32,
 }
 
 impl ApiConfig {
@@ -77,6 +88,8 @@ impl ApiConfig {
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
             user_agent: concat!("titan-connector/", env!("CARGO_PKG_VERSION")).to_owned(),
+            rate_limit_per_minute: Some(DEFAULT_REQUESTS_PER_MINUTE),
+            rate_limit_burst: DEFAULT_BURST,
         }
     }
 }
@@ -98,7 +111,8 @@ impl fmt::Debug for ExportStream {
     }
 }
 
-/// The Titan API client. Cheap to clone (shares one connection pool and the stats).
+/// The Titan API client. Cheap to clone: clones share one connection pool,
+/// the stats and the rate budget.
 #[derive(Clone)]
 pub struct TitanClient {
     inner: std::sync::Arc<Inner>,
@@ -121,7 +135,11 @@ impl TitanClient {
     /// Refuses plain http:// unless the host is loopback or allow_insecure_http.
     pub fn new(cfg: ApiConfig) -> Result<Self, ApiError> {
         validate(&cfg)?;
-        let http = Http::new(&cfg)?;
+        let budget = match cfg.rate_limit_per_minute {
+            Some(rpm) => RateBudget::new(rpm, cfg.rate_limit_burst)?,
+            None => RateBudget::unlimited(),
+        };
+        let http = Http::new(&cfg, budget)?;
         Ok(TitanClient {
             inner: std::sync::Arc::new(Inner {
                 base_url: cfg.base_url,
