@@ -18,7 +18,7 @@ use url::{Origin, Url};
 
 use super::budget::RateBudget;
 use super::retry::{self, RetryPolicy};
-use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope};
+use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope, media};
 
 /// Redirect hops followed per request (the media route may 302 to the CDN).
 const MAX_REDIRECTS: usize = 10;
@@ -26,6 +26,9 @@ const MAX_REDIRECTS: usize = 10;
 const MAX_JSON_BODY: usize = 32 << 20;
 /// How much of an error body is read to find `error.code`.
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// Query values at least this long are treated as secrets when scrubbing
+/// server messages (signatures, tokens); shorter ones (`1`, `png`) are not.
+const MIN_SECRET_LEN: usize = 8;
 
 /// Counters for the run report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -87,6 +90,8 @@ pub(crate) struct Http {
     retry: RetryPolicy,
     stats: Arc<Counters>,
     budget: RateBudget,
+    allow_insecure_http: bool,
+    max_media_bytes: Option<u64>,
 }
 
 impl Http {
@@ -112,6 +117,8 @@ impl Http {
             retry: cfg.retry.clone(),
             stats: Arc::default(),
             budget,
+            allow_insecure_http: cfg.allow_insecure_http,
+            max_media_bytes: cfg.max_media_bytes,
         })
     }
 
@@ -127,15 +134,17 @@ impl Http {
         }
     }
 
-    /// GET a streamed route with retries on opening only.
+    /// GET a streamed route with retries on opening only. Media bodies are
+    /// held to `max_media_bytes`.
     pub(crate) async fn get_stream(
         &self,
         route: &str,
         url: &Url,
         expect: Expect,
     ) -> Result<ExportStream, ApiError> {
+        let limit = self.max_media_bytes.filter(|_| expect == Expect::Media);
         match self.execute(route, url, expect).await? {
-            Opened::Stream(resp) => Ok(self.export_stream(route, resp)),
+            Opened::Stream(resp) => Ok(self.export_stream(route, resp, limit)),
             Opened::Body(_) => Err(ApiError::protocol(route, 0, "internal: expected a stream")),
         }
     }
@@ -199,7 +208,15 @@ impl Http {
                 .read_body(route, resp, MAX_JSON_BODY)
                 .await
                 .map(Opened::Body),
-            Expect::File | Expect::Media => Ok(Opened::Stream(resp)),
+            Expect::File => Ok(Opened::Stream(resp)),
+            Expect::Media => match (self.max_media_bytes, resp.content_length()) {
+                (Some(limit), Some(length)) if length > limit => Err(ApiError::TooLarge {
+                    route: route.to_owned(),
+                    limit,
+                    length,
+                }),
+                _ => Ok(Opened::Stream(resp)),
+            },
         }
     }
 
@@ -282,6 +299,17 @@ impl Http {
                     format!("redirect to a `{}:` URL", next.scheme()),
                 ));
             }
+            let loopback = next.host().is_some_and(|h| media::is_loopback(&h));
+            if next.scheme() == "http" && !loopback && !self.allow_insecure_http {
+                return Err(ApiError::protocol(
+                    route,
+                    status.as_u16(),
+                    format!(
+                        "redirect to plain HTTP on {} (set allow_insecure_http to follow it)",
+                        next.origin().ascii_serialization()
+                    ),
+                ));
+            }
             url = next;
         }
         Err(ApiError::protocol(
@@ -344,6 +372,13 @@ impl Http {
             None
         };
         let redirect = status.is_redirection();
+        // A signed URL's parameters may be echoed back in the message.
+        let signed: Vec<String> = resp
+            .url()
+            .query_pairs()
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .collect();
         // A broken error body still leaves the status to classify by.
         let body = self
             .read_body(route, resp, MAX_ERROR_BODY)
@@ -357,7 +392,12 @@ impl Http {
             );
         }
         let (code, message) = envelope::error_body(&body);
-        let (code, message) = (code.map(|c| self.scrub(c)), message.map(|m| self.scrub(m)));
+        let scrub = |text: String| {
+            signed
+                .iter()
+                .fold(self.scrub(text), |t, v| t.replace(v.as_str(), "***"))
+        };
+        let (code, message) = (code.map(scrub), message.map(scrub));
         ApiError::from_answer(route, status.as_u16(), code, message, hint)
     }
 
@@ -387,11 +427,17 @@ impl Http {
         }
     }
 
-    /// Server text may echo the credential; it never reaches our errors.
-    fn scrub(&self, text: String) -> String {
+    /// Server text may echo the credential or a signed URL; neither reaches
+    /// our errors.
+    pub(crate) fn scrub(&self, text: String) -> String {
         let token = self.token.expose();
-        if text.contains(token) {
+        let text = if text.contains(token) {
             text.replace(token, "***")
+        } else {
+            text
+        };
+        if text.contains('?') {
+            media::redact_queries(&text)
         } else {
             text
         }
@@ -434,19 +480,29 @@ impl Http {
         }
     }
 
-    fn export_stream(&self, route: &str, resp: Response) -> ExportStream {
+    /// The body as a stream of chunks; with a `limit`, the chunk that takes
+    /// it past the limit is replaced by `TooLarge` and the stream ends.
+    fn export_stream(&self, route: &str, resp: Response, limit: Option<u64>) -> ExportStream {
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let content_length = resp.content_length();
         let stats = Arc::clone(&self.stats);
         let route = route.to_owned();
         let mut received = 0u64;
+        let mut ended = false;
         let body = resp
             .bytes_stream()
             .map(move |chunk| match chunk {
                 Ok(bytes) => {
                     received += bytes.len() as u64;
                     stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    Ok(bytes)
+                    match limit {
+                        Some(limit) if received > limit => Err(ApiError::TooLarge {
+                            route: route.clone(),
+                            limit,
+                            length: received,
+                        }),
+                        _ => Ok(bytes),
+                    }
                 }
                 Err(e) => Err(ApiError::StreamBroken {
                     route: route.clone(),
@@ -454,6 +510,11 @@ impl Http {
                     timed_out: e.is_timeout(),
                     source: e.without_url(),
                 }),
+            })
+            .take_while(move |item| {
+                let more = !ended;
+                ended = matches!(item, Err(ApiError::TooLarge { .. }));
+                futures::future::ready(more)
             })
             .boxed();
         ExportStream {
