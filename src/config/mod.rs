@@ -174,6 +174,17 @@ impl Config {
             }
             api.retry.max_attempts = n;
         }
+        match file.api.rate_limit_per_minute {
+            Some(0) => api.rate_limit_per_minute = None,
+            Some(n) => api.rate_limit_per_minute = Some(n),
+            None => {}
+        }
+        if let Some(hosts) = &file.api.media_allowed_hosts {
+            api.media_allowed_hosts = hosts.clone();
+        }
+        if let Some(n) = file.api.max_media_bytes {
+            api.max_media_bytes = Some(n);
+        }
 
         // [store]
         let store_raw = overrides.store.clone().or_else(|| {

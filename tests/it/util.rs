@@ -103,6 +103,7 @@ pub fn write_config(dir: &Path, sim_url: &str, extra: &str) -> PathBuf {
         r#"
 [api]
 url = "{sim_url}"
+rate_limit_per_minute = 0
 
 [store]
 url = "out"
