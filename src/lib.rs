@@ -27,5 +27,6 @@ pub mod sim;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
+pub mod transcode;
 pub mod waiter;
 pub mod write;

@@ -8,18 +8,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tracing::{info, warn};
 
 use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
 use crate::config::Config;
 use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
-use crate::partition::{self, PartitionKey};
+use crate::partition::{self, PartNames, PartitionKey};
 use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
 use crate::schema::{Lineage, Mapper, TargetSchema};
 use crate::store::{Store, StoreError};
 use crate::tasks::{self, ExecutionSelector, TaskSpec};
+use crate::transcode::{TranscodeError, transcode};
 use crate::waiter;
 use crate::write::{self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, WriterSettings};
 
@@ -40,16 +41,10 @@ enum IngestError {
     #[error(transparent)]
     Wait(#[from] waiter::WaitError),
     #[error("export of execution {execution_id}: {source}")]
-    Decode {
+    Transcode {
         execution_id: String,
         #[source]
-        source: crate::decode::DecodeError,
-    },
-    #[error("execution {execution_id}: {source}")]
-    Map {
-        execution_id: String,
-        #[source]
-        source: crate::schema::MapError,
+        source: TranscodeError<ApiError>,
     },
     #[error(transparent)]
     Write(#[from] write::WriteError),
@@ -70,6 +65,10 @@ impl IngestError {
         match self {
             IngestError::Api(e) => Some(e.kind()),
             IngestError::Wait(waiter::WaitError::Api { source, .. }) => Some(source.kind()),
+            IngestError::Transcode {
+                source: TranscodeError::Source(e),
+                ..
+            } => Some(e.kind()),
             _ => None,
         }
     }
@@ -367,9 +366,7 @@ async fn ingest(
     );
     let mut writer = ExecutionWriter::new(
         ctx.store.clone(),
-        key.clone(),
-        execution_id,
-        &ctx.run_id,
+        PartNames::for_execution(&key, execution_id, &ctx.run_id),
         mapper.arrow_schema(),
         WriterSettings {
             row_group_rows: ctx.cfg.run.row_group_rows,
@@ -378,7 +375,7 @@ async fn ingest(
             schema_fingerprint: task.schema.fingerprint(),
         },
     )?;
-    let mut decoder = RawDecoder::new(
+    let decoder = RawDecoder::new(
         task.format,
         task.schema.source_fields(),
         DecoderOptions {
@@ -386,12 +383,16 @@ async fn ingest(
             ..DecoderOptions::default()
         },
     );
-    let streamed = stream_into(execution_id, export, &mut decoder, &mapper, &mut writer).await;
-    if let Err(e) = streamed {
-        writer.abort().await;
-        return Err(e);
-    }
-    let records_read = decoder.records();
+    let records_read = match transcode(export.body, decoder, mapper, &mut writer).await {
+        Ok(t) => t.records,
+        Err(source) => {
+            writer.abort().await;
+            return Err(IngestError::Transcode {
+                execution_id: execution_id.to_string(),
+                source,
+            });
+        }
+    };
     report.records_read = records_read;
     if let Some(expected) = source_record_count
         && expected != records_read
@@ -455,52 +456,6 @@ async fn open_export(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-async fn stream_into(
-    execution_id: &str,
-    export: crate::api::ExportStream,
-    decoder: &mut RawDecoder,
-    mapper: &Mapper,
-    writer: &mut ExecutionWriter,
-) -> Result<(), IngestError> {
-    let decode_err = |source| IngestError::Decode {
-        execution_id: execution_id.to_string(),
-        source,
-    };
-    let mut next_row: u64 = 1;
-    let mut body = export.body;
-    while let Some(chunk) = body.try_next().await? {
-        decoder.push(&chunk).map_err(decode_err)?;
-        while let Some(raw) = decoder.next_batch() {
-            write_batch(execution_id, &raw, &mut next_row, mapper, writer).await?;
-        }
-    }
-    if let Some(raw) = decoder.finish().map_err(decode_err)? {
-        write_batch(execution_id, &raw, &mut next_row, mapper, writer).await?;
-    }
-    while let Some(raw) = decoder.next_batch() {
-        write_batch(execution_id, &raw, &mut next_row, mapper, writer).await?;
-    }
-    Ok(())
-}
-
-async fn write_batch(
-    execution_id: &str,
-    raw: &arrow::record_batch::RecordBatch,
-    next_row: &mut u64,
-    mapper: &Mapper,
-    writer: &mut ExecutionWriter,
-) -> Result<(), IngestError> {
-    let mapped = mapper
-        .map(raw, *next_row)
-        .map_err(|source| IngestError::Map {
-            execution_id: execution_id.to_string(),
-            source,
-        })?;
-    *next_row += raw.num_rows() as u64;
-    writer.write(&mapped).await?;
-    Ok(())
 }
 
 /// Records a failed/cancelled execution so later runs don't wait for it again.
