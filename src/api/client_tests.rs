@@ -891,9 +891,29 @@ async fn the_token_appears_in_no_error_or_debug_output() {
         origin: "http://x".into(),
     });
     errors.push(Token::new(format!("{SECRET} x")).expect_err("space in token"));
+    errors.push(
+        client
+            .media_url("e", &format!("{SECRET}/x"))
+            .await
+            .expect_err("not a media id"),
+    );
+    errors.push(
+        client
+            .media_url("e", &format!("https://cdn.example/x?t={SECRET}"))
+            .await
+            .expect_err("host not allowed"),
+    );
+    errors.push(ApiError::InsecureMediaUrl {
+        origin: "http://x".into(),
+    });
+    errors.push(ApiError::TooLarge {
+        route: "/r".into(),
+        limit: 1,
+        length: 2,
+    });
 
     let kinds: std::collections::HashSet<_> = errors.iter().map(std::mem::discriminant).collect();
-    assert_eq!(kinds.len(), 11, "every ApiError variant is covered");
+    assert_eq!(kinds.len(), 15, "every ApiError variant is covered");
     for e in &errors {
         let mut text = format!("{e} {e:?}");
         let mut source = std::error::Error::source(e);
@@ -932,6 +952,8 @@ fn client_futures_are_send() {
     assert_send(&async move { c.export("e", ExportFormat::Csv).await });
     let c = client.clone();
     assert_send(&async move { c.media("e", "m").await });
+    let c = client.clone();
+    assert_send(&async move { c.media_url("e", "https://a.example/m").await });
     let c = client.clone();
     let policy = crate::waiter::WaitPolicy::default();
     assert_send(&async move { crate::waiter::wait_for_terminal(&c, "e", &policy).await });

@@ -1,6 +1,7 @@
 //! `ApiError`: every way a Titan API call can fail, with the route, status,
 //! `error.code`/`message` and attempts made. Invariant: no variant ever holds
-//! the token or a full URL (routes are paths; transport sources are URL-free).
+//! the token or a URL's query string (routes are paths, or origin + path for
+//! media on another host; transport sources are URL-free).
 
 use std::fmt;
 use std::time::Duration;
@@ -104,6 +105,33 @@ pub enum ApiError {
     /// A configuration value or argument the client cannot work with.
     #[error("invalid API configuration: {field} {reason}")]
     InvalidConfig { field: &'static str, reason: String },
+    /// A media URL on a host other than the API's that `media_allowed_hosts`
+    /// does not list; nothing was sent.
+    #[error("media host `{host}` is not in media_allowed_hosts")]
+    MediaHostNotAllowed { host: String },
+    /// A plain `http://` media URL on a non-loopback host without
+    /// `allow_insecure_http`; nothing was sent.
+    #[error("refusing plain-HTTP media URL on {origin}; use https:// or set allow_insecure_http")]
+    InsecureMediaUrl {
+        /// Scheme, host and port only.
+        origin: String,
+    },
+    /// A media value from a result row that is neither an http(s) URL nor a
+    /// usable media id.
+    #[error("media value `{value}` {reason}")]
+    InvalidMediaValue {
+        /// The value without its query string, shortened.
+        value: String,
+        reason: String,
+    },
+    /// A media body larger than `max_media_bytes`: refused from its
+    /// `Content-Length` before reading, or cut once `length` bytes had arrived.
+    #[error("GET {route}: media body exceeds max_media_bytes ({length} > {limit} bytes)")]
+    TooLarge {
+        route: String,
+        limit: u64,
+        length: u64,
+    },
 }
 
 /// The coarse classes the pipeline branches on (exit codes, skip vs abort).
@@ -122,6 +150,9 @@ pub enum ApiErrorKind {
     Protocol,
     /// Our own configuration or arguments.
     Config,
+    /// One media item refused by policy (host not allowed, plain http,
+    /// unusable value, too large): skip the item, the run can go on.
+    Refused,
 }
 
 impl fmt::Display for ApiErrorKind {
@@ -135,6 +166,7 @@ impl fmt::Display for ApiErrorKind {
             ApiErrorKind::Unreachable => "unreachable",
             ApiErrorKind::Protocol => "protocol",
             ApiErrorKind::Config => "config",
+            ApiErrorKind::Refused => "refused",
         })
     }
 }
@@ -150,6 +182,10 @@ impl ApiError {
             ApiError::Transport { .. } | ApiError::StreamBroken { .. } => ApiErrorKind::Unreachable,
             ApiError::Protocol { .. } => ApiErrorKind::Protocol,
             ApiError::InsecureUrl { .. } | ApiError::InvalidConfig { .. } => ApiErrorKind::Config,
+            ApiError::MediaHostNotAllowed { .. }
+            | ApiError::InsecureMediaUrl { .. }
+            | ApiError::InvalidMediaValue { .. }
+            | ApiError::TooLarge { .. } => ApiErrorKind::Refused,
         }
     }
 
@@ -206,8 +242,12 @@ impl ApiError {
             | ApiError::Server { attempts, .. }
             | ApiError::Transport { attempts, .. }
             | ApiError::Protocol { attempts, .. } => *attempts,
-            ApiError::StreamBroken { .. } => 1,
-            ApiError::InsecureUrl { .. } | ApiError::InvalidConfig { .. } => 0,
+            ApiError::StreamBroken { .. } | ApiError::TooLarge { .. } => 1,
+            ApiError::InsecureUrl { .. }
+            | ApiError::InvalidConfig { .. }
+            | ApiError::MediaHostNotAllowed { .. }
+            | ApiError::InsecureMediaUrl { .. }
+            | ApiError::InvalidMediaValue { .. } => 0,
         }
     }
 
@@ -224,7 +264,11 @@ impl ApiError {
             | ApiError::Protocol { attempts, .. } => *attempts = n,
             ApiError::StreamBroken { .. }
             | ApiError::InsecureUrl { .. }
-            | ApiError::InvalidConfig { .. } => {}
+            | ApiError::InvalidConfig { .. }
+            | ApiError::MediaHostNotAllowed { .. }
+            | ApiError::InsecureMediaUrl { .. }
+            | ApiError::InvalidMediaValue { .. }
+            | ApiError::TooLarge { .. } => {}
         }
         self
     }

@@ -1,7 +1,8 @@
 //! The HTTP core under `TitanClient`: reqwest client construction, auth header,
-//! redirects followed by hand, retries, stats. Invariant: the token is attached
-//! by this file only, and only to requests whose origin (scheme, host, port)
-//! is the configured one — redirect hops to any other origin never carry it.
+//! redirects followed by hand, rate budget, retries, stats. Invariant: the
+//! token is attached by this file only, and only to requests whose origin
+//! (scheme, host, port) is the configured one — redirect hops to any other
+//! origin never carry it; exactly those requests wait for the rate budget.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +16,9 @@ use serde::Serialize;
 use tracing::{debug, warn};
 use url::{Origin, Url};
 
+use super::budget::RateBudget;
 use super::retry::{self, RetryPolicy};
-use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope};
+use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope, media};
 
 /// Redirect hops followed per request (the media route may 302 to the CDN).
 const MAX_REDIRECTS: usize = 10;
@@ -24,6 +26,9 @@ const MAX_REDIRECTS: usize = 10;
 const MAX_JSON_BODY: usize = 32 << 20;
 /// How much of an error body is read to find `error.code`.
 const MAX_ERROR_BODY: usize = 64 << 10;
+/// Query values at least this long are treated as secrets when scrubbing
+/// server messages (signatures, tokens); shorter ones (`1`, `png`) are not.
+const MIN_SECRET_LEN: usize = 8;
 
 /// Counters for the run report.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -36,6 +41,10 @@ pub struct ClientStats {
     pub rate_limited: u64,
     /// Body bytes received: JSON bodies plus streamed bytes actually consumed.
     pub bytes_downloaded: u64,
+    /// Requests that waited for the rate budget or a server hold before starting.
+    pub throttled_waits: u64,
+    /// Total time those requests waited, in milliseconds.
+    pub throttled_ms: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +53,8 @@ pub(crate) struct Counters {
     retries: AtomicU64,
     rate_limited: AtomicU64,
     bytes: AtomicU64,
+    throttled_waits: AtomicU64,
+    throttled_us: AtomicU64,
 }
 
 impl Counters {
@@ -53,6 +64,8 @@ impl Counters {
             retries: self.retries.load(Ordering::Relaxed),
             rate_limited: self.rate_limited.load(Ordering::Relaxed),
             bytes_downloaded: self.bytes.load(Ordering::Relaxed),
+            throttled_waits: self.throttled_waits.load(Ordering::Relaxed),
+            throttled_ms: self.throttled_us.load(Ordering::Relaxed) / 1000,
         }
     }
 }
@@ -76,12 +89,15 @@ pub(crate) struct Http {
     timeout: Duration,
     retry: RetryPolicy,
     stats: Arc<Counters>,
+    budget: RateBudget,
+    allow_insecure_http: bool,
+    max_media_bytes: Option<u64>,
 }
 
 impl Http {
     /// Builds the reqwest client: no automatic redirects (we follow them to
     /// control the auth header), connect timeout, per-chunk read timeout.
-    pub(crate) fn new(cfg: &ApiConfig) -> Result<Self, ApiError> {
+    pub(crate) fn new(cfg: &ApiConfig, budget: RateBudget) -> Result<Self, ApiError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(cfg.timeout)
@@ -100,6 +116,9 @@ impl Http {
             timeout: cfg.timeout,
             retry: cfg.retry.clone(),
             stats: Arc::default(),
+            budget,
+            allow_insecure_http: cfg.allow_insecure_http,
+            max_media_bytes: cfg.max_media_bytes,
         })
     }
 
@@ -115,15 +134,17 @@ impl Http {
         }
     }
 
-    /// GET a streamed route with retries on opening only.
+    /// GET a streamed route with retries on opening only. Media bodies are
+    /// held to `max_media_bytes`.
     pub(crate) async fn get_stream(
         &self,
         route: &str,
         url: &Url,
         expect: Expect,
     ) -> Result<ExportStream, ApiError> {
+        let limit = self.max_media_bytes.filter(|_| expect == Expect::Media);
         match self.execute(route, url, expect).await? {
-            Opened::Stream(resp) => Ok(self.export_stream(route, resp)),
+            Opened::Stream(resp) => Ok(self.export_stream(route, resp, limit)),
             Opened::Body(_) => Err(ApiError::protocol(route, 0, "internal: expected a stream")),
         }
     }
@@ -187,17 +208,27 @@ impl Http {
                 .read_body(route, resp, MAX_JSON_BODY)
                 .await
                 .map(Opened::Body),
-            Expect::File | Expect::Media => Ok(Opened::Stream(resp)),
+            Expect::File => Ok(Opened::Stream(resp)),
+            Expect::Media => match (self.max_media_bytes, resp.content_length()) {
+                (Some(limit), Some(length)) if length > limit => Err(ApiError::TooLarge {
+                    route: route.to_owned(),
+                    limit,
+                    length,
+                }),
+                _ => Ok(Opened::Stream(resp)),
+            },
         }
     }
 
     async fn send_following_redirects(&self, route: &str, url: &Url) -> Result<Response, ApiError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
+            let to_api = url.origin() == self.origin;
             let mut req = self.client.get(url.clone());
             // The one place the token leaves the process, and only to our origin.
-            if url.origin() == self.origin {
+            if to_api {
                 req = req.headers(self.auth_headers()?);
+                self.wait_for_budget(route).await;
             }
             let t0 = Instant::now();
             let sent = tokio::time::timeout(self.timeout, req.send()).await;
@@ -241,6 +272,12 @@ impl Http {
                 elapsed_ms = t0.elapsed().as_millis() as u64,
                 "HTTP request"
             );
+            if to_api && let Some(hold) = self.budget.observe(resp.headers(), SystemTime::now()) {
+                debug!(
+                    hold_ms = hold.as_millis() as u64,
+                    "Server rate limit spent, holding new requests until its reset"
+                );
+            }
             let location = status
                 .is_redirection()
                 .then(|| header_str(resp.headers(), LOCATION.as_str()))
@@ -262,6 +299,17 @@ impl Http {
                     format!("redirect to a `{}:` URL", next.scheme()),
                 ));
             }
+            let loopback = next.host().is_some_and(|h| media::is_loopback(&h));
+            if next.scheme() == "http" && !loopback && !self.allow_insecure_http {
+                return Err(ApiError::protocol(
+                    route,
+                    status.as_u16(),
+                    format!(
+                        "redirect to plain HTTP on {} (set allow_insecure_http to follow it)",
+                        next.origin().ascii_serialization()
+                    ),
+                ));
+            }
             url = next;
         }
         Err(ApiError::protocol(
@@ -269,6 +317,24 @@ impl Http {
             0,
             format!("more than {MAX_REDIRECTS} redirects"),
         ))
+    }
+
+    /// Waits for this request's slot in the shared budget and counts the wait.
+    async fn wait_for_budget(&self, route: &str) {
+        let waited = self.budget.acquire().await;
+        if waited.is_zero() {
+            return;
+        }
+        self.stats.throttled_waits.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.stats.throttled_us.fetch_add(us, Ordering::Relaxed);
+        if waited >= Duration::from_secs(1) {
+            debug!(
+                route,
+                waited_ms = waited.as_millis() as u64,
+                "Waited for the request budget"
+            );
+        }
     }
 
     fn auth_headers(&self) -> Result<HeaderMap, ApiError> {
@@ -306,6 +372,13 @@ impl Http {
             None
         };
         let redirect = status.is_redirection();
+        // A signed URL's parameters may be echoed back in the message.
+        let signed: Vec<String> = resp
+            .url()
+            .query_pairs()
+            .map(|(_, v)| v.into_owned())
+            .filter(|v| v.len() >= MIN_SECRET_LEN)
+            .collect();
         // A broken error body still leaves the status to classify by.
         let body = self
             .read_body(route, resp, MAX_ERROR_BODY)
@@ -319,7 +392,12 @@ impl Http {
             );
         }
         let (code, message) = envelope::error_body(&body);
-        let (code, message) = (code.map(|c| self.scrub(c)), message.map(|m| self.scrub(m)));
+        let scrub = |text: String| {
+            signed
+                .iter()
+                .fold(self.scrub(text), |t, v| t.replace(v.as_str(), "***"))
+        };
+        let (code, message) = (code.map(scrub), message.map(scrub));
         ApiError::from_answer(route, status.as_u16(), code, message, hint)
     }
 
@@ -349,11 +427,17 @@ impl Http {
         }
     }
 
-    /// Server text may echo the credential; it never reaches our errors.
-    fn scrub(&self, text: String) -> String {
+    /// Server text may echo the credential or a signed URL; neither reaches
+    /// our errors.
+    pub(crate) fn scrub(&self, text: String) -> String {
         let token = self.token.expose();
-        if text.contains(token) {
+        let text = if text.contains(token) {
             text.replace(token, "***")
+        } else {
+            text
+        };
+        if text.contains('?') {
+            media::redact_queries(&text)
         } else {
             text
         }
@@ -396,19 +480,29 @@ impl Http {
         }
     }
 
-    fn export_stream(&self, route: &str, resp: Response) -> ExportStream {
+    /// The body as a stream of chunks; with a `limit`, the chunk that takes
+    /// it past the limit is replaced by `TooLarge` and the stream ends.
+    fn export_stream(&self, route: &str, resp: Response, limit: Option<u64>) -> ExportStream {
         let content_type = header_str(resp.headers(), CONTENT_TYPE.as_str());
         let content_length = resp.content_length();
         let stats = Arc::clone(&self.stats);
         let route = route.to_owned();
         let mut received = 0u64;
+        let mut ended = false;
         let body = resp
             .bytes_stream()
             .map(move |chunk| match chunk {
                 Ok(bytes) => {
                     received += bytes.len() as u64;
                     stats.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    Ok(bytes)
+                    match limit {
+                        Some(limit) if received > limit => Err(ApiError::TooLarge {
+                            route: route.clone(),
+                            limit,
+                            length: received,
+                        }),
+                        _ => Ok(bytes),
+                    }
                 }
                 Err(e) => Err(ApiError::StreamBroken {
                     route: route.clone(),
@@ -416,6 +510,11 @@ impl Http {
                     timed_out: e.is_timeout(),
                     source: e.without_url(),
                 }),
+            })
+            .take_while(move |item| {
+                let more = !ended;
+                ended = matches!(item, Err(ApiError::TooLarge { .. }));
+                futures::future::ready(more)
             })
             .boxed();
         ExportStream {

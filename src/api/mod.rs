@@ -1,18 +1,25 @@
 //! Titan Task Service client: one typed method per read route, the only thing
 //! the pipeline sees of the API. Invariants: the token only goes to the
-//! configured origin, export/media bodies are streamed (never buffered), and
-//! every failure is a typed `ApiError` classified by status + `error.code`.
+//! configured origin, every request to it waits for the shared `RateBudget`,
+//! export/media bodies are streamed (never buffered), and every failure is a
+//! typed `ApiError` classified by status + `error.code`.
 
+mod budget;
 mod envelope;
 mod error;
 mod http;
+mod media;
 mod model;
 mod paginate;
 mod retry;
 mod token;
 
 #[cfg(test)]
+mod budget_tests;
+#[cfg(test)]
 mod client_tests;
+#[cfg(test)]
+mod media_tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -22,9 +29,10 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use url::{Host, Url};
+use url::Url;
 
 pub use crate::format::ExportFormat;
+pub use budget::{DEFAULT_BURST, DEFAULT_REQUESTS_PER_MINUTE, RateBudget};
 pub use error::{ApiError, ApiErrorKind};
 pub use http::ClientStats;
 pub use model::{Dataset, Execution, ExecutionStatus, ResultsMeta, Task};
@@ -33,6 +41,7 @@ pub use retry::{MAX_SERVER_WAIT, RetryPolicy};
 pub use token::Token;
 
 use http::{Expect, Http};
+use media::{MediaPolicy, MediaTarget};
 
 /// Which header carries the token. Titan documents Bearer; some deployments
 /// expect `X-API-Key`.
@@ -60,9 +69,23 @@ pub struct ApiConfig {
     /// Longest gap between two body chunks before the read fails. Default 60 s.
     pub read_timeout: Duration,
     pub retry: RetryPolicy,
-    /// Allow plain `http://` to a non-loopback host (the token travels in clear).
+    /// Allow plain `http://` to a non-loopback host (the token travels in
+    /// clear), for the API and for media URLs and redirects.
     pub allow_insecure_http: bool,
     pub user_agent: String,
+    /// Client-side budget for requests to the API origin, shared by every
+    /// clone of the client. Default `Some(100)`, under Titan's ~120/min;
+    /// `None` disables it (the server's `X-RateLimit-*` holds still apply).
+    pub rate_limit_per_minute: Option<u32>,
+    /// Requests that may start back to back after an idle period. Default 10.
+    pub rate_limit_burst: u32,
+    /// Hosts other than the API's from which `media_url` may fetch (never with
+    /// the token): `cdn.example.com` exactly, or `*.example.com` for any
+    /// subdomain. Default empty: media only from the API origin.
+    pub media_allowed_hosts: Vec<String>,
+    /// Largest media body accepted, checked against `Content-Length` before
+    /// reading and against the bytes received. Default 1 GiB; `None` = no limit.
+    pub max_media_bytes: Option<u64>,
 }
 
 impl ApiConfig {
@@ -77,15 +100,25 @@ impl ApiConfig {
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
             user_agent: concat!("titan-connector/", env!("CARGO_PKG_VERSION")).to_owned(),
+            rate_limit_per_minute: Some(DEFAULT_REQUESTS_PER_MINUTE),
+            rate_limit_burst: DEFAULT_BURST,
+            media_allowed_hosts: Vec::new(),
+            max_media_bytes: Some(DEFAULT_MAX_MEDIA_BYTES),
         }
     }
 }
+
+/// Default `max_media_bytes`: far above any image, low enough to stop a
+/// runaway body from filling the disk.
+pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 1 << 30;
 
 /// A streamed response body (export, CSV download, media).
 pub struct ExportStream {
     pub content_type: Option<String>,
     pub content_length: Option<u64>,
-    /// Chunks as they arrive; a broken or stalled body yields `ApiError::StreamBroken`.
+    /// Chunks as they arrive; a broken or stalled body yields
+    /// `ApiError::StreamBroken`, a media body past `max_media_bytes` yields
+    /// `ApiError::TooLarge` and ends.
     pub body: BoxStream<'static, Result<bytes::Bytes, ApiError>>,
 }
 
@@ -98,7 +131,8 @@ impl fmt::Debug for ExportStream {
     }
 }
 
-/// The Titan API client. Cheap to clone (shares one connection pool and the stats).
+/// The Titan API client. Cheap to clone: clones share one connection pool,
+/// the stats and the rate budget.
 #[derive(Clone)]
 pub struct TitanClient {
     inner: std::sync::Arc<Inner>,
@@ -107,6 +141,7 @@ pub struct TitanClient {
 struct Inner {
     base_url: Url,
     http: Http,
+    media: MediaPolicy,
 }
 
 impl fmt::Debug for TitanClient {
@@ -121,11 +156,17 @@ impl TitanClient {
     /// Refuses plain http:// unless the host is loopback or allow_insecure_http.
     pub fn new(cfg: ApiConfig) -> Result<Self, ApiError> {
         validate(&cfg)?;
-        let http = Http::new(&cfg)?;
+        let budget = match cfg.rate_limit_per_minute {
+            Some(rpm) => RateBudget::new(rpm, cfg.rate_limit_burst)?,
+            None => RateBudget::unlimited(),
+        };
+        let media = MediaPolicy::new(&cfg.media_allowed_hosts, cfg.allow_insecure_http)?;
+        let http = Http::new(&cfg, budget)?;
         Ok(TitanClient {
             inner: std::sync::Arc::new(Inner {
                 base_url: cfg.base_url,
                 http,
+                media,
             }),
         })
     }
@@ -205,7 +246,8 @@ impl TitanClient {
 
     /// GET an execution's media by id (route /api/v1/executions/:id/media/:media_id/download);
     /// returns the streaming response body and its content type. Redirects (e.g. to
-    /// the media CDN) are followed; other origins never receive the token.
+    /// the media CDN) are followed; other origins never receive the token. The
+    /// body is held to `max_media_bytes`.
     pub async fn media(
         &self,
         execution_id: &str,
@@ -218,6 +260,40 @@ impl TitanClient {
             checked("media_id", media_id)?,
             "download",
         ])?;
+        self.inner
+            .http
+            .get_stream(&route, &url, Expect::Media)
+            .await
+    }
+
+    /// Fetches the media a result row's `value` names, under the media rules:
+    /// a URL on the API origin (the download route, `/media/…?token=`, or a
+    /// root-relative path) is fetched with the token; a URL on another host
+    /// only if `media_allowed_hosts` matches it, and without the token; a bare
+    /// media id goes to `execution_id`'s download route. Redirects off the API
+    /// origin never carry the token. Errors never show the query string.
+    pub async fn media_url(
+        &self,
+        execution_id: &str,
+        value: &str,
+    ) -> Result<ExportStream, ApiError> {
+        let target = self
+            .inner
+            .media
+            .resolve(&self.inner.base_url, value)
+            .map_err(|e| match e {
+                // A row could hold anything, even our own token.
+                ApiError::InvalidMediaValue { value, reason } => ApiError::InvalidMediaValue {
+                    value: self.inner.http.scrub(value),
+                    reason,
+                },
+                other => other,
+            })?;
+        let (route, url) = match target {
+            MediaTarget::Id(id) => return self.media(execution_id, &id).await,
+            MediaTarget::ApiOrigin(url) => (url.path().to_owned(), url),
+            MediaTarget::Foreign(url) => (media::display_url(&url), url),
+        };
         self.inner
             .http
             .get_stream(&route, &url, Expect::Media)
@@ -302,12 +378,7 @@ fn validate(cfg: &ApiConfig) -> Result<(), ApiError> {
     if url.path().trim_end_matches('/').ends_with("/api/v1") {
         return bad("must be the API origin without `/api/v1` (routes add it)");
     }
-    let loopback = match host {
-        Host::Domain(d) => d.eq_ignore_ascii_case("localhost"),
-        Host::Ipv4(ip) => ip.is_loopback(),
-        Host::Ipv6(ip) => ip.is_loopback(),
-    };
-    if url.scheme() == "http" && !loopback && !cfg.allow_insecure_http {
+    if url.scheme() == "http" && !media::is_loopback(&host) && !cfg.allow_insecure_http {
         return Err(ApiError::InsecureUrl {
             origin: url.origin().ascii_serialization(),
         });

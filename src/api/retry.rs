@@ -141,11 +141,22 @@ pub(crate) fn server_wait_hint(headers: &HeaderMap, now: SystemTime) -> Option<D
             .map(str::trim)
     };
     let retry_after = header(RETRY_AFTER.as_str()).and_then(|v| parse_retry_after(v, now));
-    let reset = header("x-ratelimit-reset").and_then(|v| {
-        let at = v.parse::<u64>().ok()?;
-        until(UNIX_EPOCH.checked_add(Duration::from_secs(at))?, now)
-    });
-    retry_after.max(reset).map(|d| d.min(MAX_SERVER_WAIT))
+    retry_after
+        .max(ratelimit_reset(headers, now))
+        .map(|d| d.min(MAX_SERVER_WAIT))
+}
+
+/// Time until `X-RateLimit-Reset` (Unix seconds), if present and in the future;
+/// not clamped.
+pub(crate) fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let at = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    until(UNIX_EPOCH.checked_add(Duration::from_secs(at))?, now)
 }
 
 fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

@@ -54,6 +54,8 @@ pub(crate) fn config(server: &TestServer) -> ApiConfig {
         server.url(),
         Token::new(SECRET).expect("test token is valid"),
     );
+    // Tests that are not about the budget should not be paced by it.
+    cfg.rate_limit_per_minute = None;
     cfg.timeout = Duration::from_secs(5);
     cfg.read_timeout = Duration::from_secs(5);
     cfg.retry = RetryPolicy {
