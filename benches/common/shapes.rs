@@ -89,11 +89,7 @@ impl Shape {
             };
             props.insert(name.clone(), prop);
         }
-        let required: Vec<&str> = cols
-            .iter()
-            .filter(|c| c.2)
-            .map(|c| c.0.as_str())
-            .collect();
+        let required: Vec<&str> = cols.iter().filter(|c| c.2).map(|c| c.0.as_str()).collect();
         json!({"type": "object", "required": required, "properties": props})
     }
 

@@ -407,6 +407,12 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def peer_seconds(peer: Result) -> float:
+    """A peer's time for the ratios: its conversion call alone (no interpreter start or
+    import), which is the stricter comparison for us; our wall includes process start."""
+    return float(peer.extra.get("inner_s", peer.wall_s))
+
+
 def ratio_rows(results: list[Result]) -> list[list[str]]:
     rows = []
     cases = sorted({(r.shape, r.rows, r.format) for r in results},
@@ -417,18 +423,18 @@ def ratio_rows(results: list[Result]) -> list[list[str]]:
         for ours in (by_tool.get(t) for t in OURS):
             if ours is None or not peers:
                 continue
-            best = min(peers, key=lambda p: p.wall_s)
+            best = min(peers, key=peer_seconds)
             cells = [f"{case[0]} {case[1] / 1e6:g}M {case[2]}", ours.tool]
             for p in PEERS:
                 peer = by_tool.get(p)
                 if peer is None:
                     cells += ["-", "-"]
                 else:
-                    cells += [f"{ours.wall_s / peer.wall_s:.2f}",
+                    cells += [f"{ours.wall_s / peer_seconds(peer):.2f}",
                               f"{ours.peak_rss_kib / peer.peak_rss_kib:.2f}"]
-            wall_ok = ours.wall_s <= 0.8 * best.wall_s
+            wall_ok = ours.wall_s <= 0.8 * peer_seconds(best)
             rss_ok = ours.peak_rss_kib < 128 * 1024
-            cells.append(f"{best.tool}: wall {'met' if wall_ok else 'MISSED'}, "
+            cells.append(f"best {best.tool}: wall {'met' if wall_ok else 'MISSED'}, "
                          f"<128 MiB {'met' if rss_ok else 'MISSED'}")
             rows.append(cells)
     return rows
@@ -454,8 +460,8 @@ def report(results: list[Result], notes: list[str]) -> str:
              table(header, [fmt_row(r) for r in results])]
     ratios = ratio_rows(results)
     if ratios:
-        parts += ["", "== Ratios ours / peer (below 1 is better; goal: wall ≤ 0.8 × best peer, "
-                  "peak < 128 MiB) ==",
+        parts += ["", "== Ratios ours / peer (below 1 is better). Ours: process wall; peers: "
+                  "their in-call time. Goal: wall ≤ 0.8 × best peer, peak < 128 MiB ==",
                   table(["case", "tool", "wall/duckdb", "rss/duckdb", "wall/polars",
                          "rss/polars", "vs"], ratios)]
     flat = flatness(results)
