@@ -17,6 +17,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod decode;
 pub mod format;
 pub mod partition;

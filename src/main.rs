@@ -9,8 +9,14 @@ use clap::Parser;
 use titan_connector::api::ApiErrorKind;
 use titan_connector::cli::exit::Exit;
 use titan_connector::cli::{self, Cli, Command};
-use titan_connector::config::{Config, ConfigError, Env};
+use titan_connector::config::{
+    Config, ConfigError, Env, RunOptions, StoreConfig, resolve_store_url,
+};
+use titan_connector::convert::ConvertOptions;
+use titan_connector::format::ExportFormat;
 use titan_connector::pipeline::{self, RunError};
+use titan_connector::report::human_bytes;
+use titan_connector::schema::TargetSchema;
 use titan_connector::telemetry;
 
 fn main() -> ExitCode {
@@ -59,6 +65,7 @@ async fn dispatch(cli: Cli) -> Exit {
                 Exit::Ok
             }
         }
+        Command::Convert(args) => convert(&args).await,
         Command::Check(args) => {
             let cfg = match Config::load(&args.config, &env, &args.overrides(None)) {
                 Ok(c) => c,
@@ -74,6 +81,69 @@ async fn dispatch(cli: Cli) -> Exit {
                     Exit::Usage
                 }
             }
+        }
+    }
+}
+
+async fn convert(args: &cli::ConvertArgs) -> Exit {
+    let schema = match TargetSchema::from_file(&args.schema).and_then(|s| s.validate().map(|()| s))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let format = match args.format {
+        Some(cli::FormatArg::Csv) => ExportFormat::Csv,
+        Some(cli::FormatArg::Json) => ExportFormat::Json,
+        None if args
+            .input
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+        {
+            ExportFormat::Csv
+        }
+        None => ExportFormat::Json,
+    };
+    let output = match resolve_store_url(&args.output, std::path::Path::new(".")) {
+        Ok(url) => StoreConfig {
+            url,
+            options: vec![],
+        },
+        Err(m) => {
+            eprintln!("error: invalid `--output`: {m}");
+            return Exit::Usage;
+        }
+    };
+    let opts = ConvertOptions {
+        input: args.input.clone(),
+        format,
+        schema,
+        output,
+        run: RunOptions {
+            concurrency: 1,
+            batch_rows: args.batch_rows.max(1),
+            row_group_rows: args.row_group_rows.max(1),
+            file_rows: args.file_rows.max(1),
+        },
+    };
+    let started = std::time::Instant::now();
+    match titan_connector::convert::convert(&opts).await {
+        Ok(done) => {
+            eprintln!(
+                "converted {} records ({}) into {} file(s) ({}) in {:.2?}",
+                done.records,
+                human_bytes(done.input_bytes),
+                done.files.len(),
+                human_bytes(done.output_bytes),
+                started.elapsed()
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            Exit::Failure
         }
     }
 }

@@ -126,6 +126,11 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
                     format: planned.spec.format,
                 });
                 for execution in planned.executions {
+                    if let Some(shard) = cfg.shard
+                        && !shard.owns(&execution.id)
+                    {
+                        continue;
+                    }
                     let manifest =
                         partition::manifest_path(&info.dataset, &info.task_id, &execution.id);
                     if store.exists(&manifest).await? {
@@ -371,7 +376,7 @@ async fn ingest(
         WriterSettings {
             row_group_rows: ctx.cfg.run.row_group_rows,
             file_rows: ctx.cfg.run.file_rows,
-            zstd_level: 3,
+            zstd_level: write::DEFAULT_ZSTD_LEVEL,
             schema_fingerprint: task.schema.fingerprint(),
         },
     )?;
