@@ -18,6 +18,8 @@ use titan_connector::pipeline::{self, RunError};
 use titan_connector::report::human_bytes;
 use titan_connector::schema::TargetSchema;
 use titan_connector::telemetry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -48,7 +50,9 @@ async fn dispatch(cli: Cli) -> Exit {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
-            let report = match pipeline::run(&cfg).await {
+            let shutdown = CancellationToken::new();
+            watch_signals(shutdown.clone());
+            let report = match pipeline::run_until(&cfg, shutdown).await {
                 Ok(r) => r,
                 Err(e) => return run_error(&e, &cfg),
             };
@@ -59,7 +63,9 @@ async fn dispatch(cli: Cli) -> Exit {
                 return Exit::Failure;
             }
             eprintln!("{}", report.summary());
-            if report.has_failures() {
+            if report.interrupted {
+                Exit::Interrupted
+            } else if report.has_failures() {
                 Exit::Partial
             } else {
                 Exit::Ok
@@ -148,6 +154,41 @@ async fn convert(args: &cli::ConvertArgs) -> Exit {
     }
 }
 
+/// How long after SIGTERM/SIGINT the run may take to stop cleanly before we exit anyway.
+/// Kubernetes' default grace period is 30 s; we stay under it.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// First SIGTERM/SIGINT: stop taking work and let commits in flight finish (bounded by
+/// [`SHUTDOWN_DEADLINE`]). Second signal: exit at once. Either way nothing partial is
+/// visible: parts only become visible at commit, and a commit ends with its manifest.
+fn watch_signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        let Ok(mut int) = signal(SignalKind::interrupt()) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!(
+            signal = name,
+            "Stopping: no new executions, abandoning downloads in progress"
+        );
+        shutdown.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            () = tokio::time::sleep(SHUTDOWN_DEADLINE) => {
+                eprintln!("error: did not stop within {SHUTDOWN_DEADLINE:?} of {name}; exiting");
+            }
+        }
+        std::process::exit(i32::from(Exit::Interrupted.code()));
+    });
+}
+
 fn write_report(
     path: &std::path::Path,
     report: &titan_connector::report::RunReport,
@@ -179,7 +220,7 @@ fn run_error(e: &RunError, cfg: &Config) -> Exit {
             ApiErrorKind::Config | ApiErrorKind::Refused => (Exit::Usage, ""),
             _ => (Exit::Failure, ""),
         },
-        RunError::Store(_) => (Exit::Failure, ""),
+        RunError::Store(_) | RunError::Other(_) => (Exit::Failure, ""),
     };
     eprintln!("error: {}", chain(e));
     if !hint.is_empty() {

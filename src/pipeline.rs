@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
@@ -31,6 +32,8 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Why one execution could not be ingested.
@@ -50,6 +53,8 @@ enum IngestError {
     Write(#[from] write::WriteError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("interrupted")]
+    Interrupted,
     #[error(
         "execution {execution_id}: the export held {read} records but Titan reports {expected}"
     )]
@@ -60,7 +65,30 @@ enum IngestError {
     },
 }
 
+/// Downloads of one export before its execution is given up for this run.
+const EXPORT_ATTEMPTS: u32 = 3;
+
 impl IngestError {
+    /// Failures that a fresh download of the same export can cure: a broken or stalled
+    /// body, a truncated or non-data body (an HTML error page on 200), a count mismatch.
+    fn is_transient_export_failure(&self) -> bool {
+        use crate::decode::DecodeError;
+        match self {
+            IngestError::Transcode { source, .. } => match source {
+                TranscodeError::Source(e) => e.is_retryable(),
+                TranscodeError::Decode(
+                    DecodeError::Truncated { .. }
+                    | DecodeError::NotData { .. }
+                    | DecodeError::Empty { .. },
+                ) => true,
+                _ => false,
+            },
+            IngestError::Api(e) => e.is_retryable(),
+            IngestError::CountMismatch { .. } => true,
+            _ => false,
+        }
+    }
+
     fn api_kind(&self) -> Option<ApiErrorKind> {
         match self {
             IngestError::Api(e) => Some(e.kind()),
@@ -101,6 +129,13 @@ const RESULTS_LAG_WINDOW: Duration = Duration::from_secs(60);
 /// Runs the pipeline for `cfg` and returns the report. Per-execution failures are in the
 /// report; `Err` means the run as a whole could not proceed.
 pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
+    run_until(cfg, CancellationToken::new()).await
+}
+
+/// [`run`], stopping early when `shutdown` is cancelled (SIGTERM/SIGINT): no new execution
+/// is started, in-flight downloads are abandoned with their staged parts deleted, commits
+/// already under way finish. The report then has `interrupted` set.
+pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let run_id = uuid::Uuid::new_v4().simple().to_string();
@@ -164,12 +199,15 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         store: store.clone(),
         cfg: cfg.clone(),
         run_id: run_id.clone(),
+        shutdown: shutdown.clone(),
     });
     let mut results = futures::stream::iter(work.into_iter().map(|item| {
         let ctx = Arc::clone(&ctx);
         async move { process(&ctx, item).await }
     }))
-    .buffer_unordered(cfg.run.concurrency);
+    .take_until(shutdown.clone().cancelled_owned())
+    .buffer_unordered(cfg.run.concurrency)
+    .boxed();
     while let Some(r) = results.next().await {
         match r {
             Ok(report) => reports.push(report),
@@ -192,6 +230,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
             ..Totals::default()
         },
         tasks_failed,
+        interrupted: shutdown.is_cancelled(),
         executions: reports,
     };
     report.tally();
@@ -282,6 +321,7 @@ struct Ctx {
     store: Store,
     cfg: Config,
     run_id: String,
+    shutdown: CancellationToken,
 }
 
 /// Waits for and ingests one execution. `Err` only for errors that must stop the run.
@@ -290,10 +330,13 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError>
     let mut report = skipped_report(&task, &execution);
     report.outcome = Outcome::Failed;
     let wait_start = Instant::now();
-    let finished = match waiter::wait_from(&ctx.client, execution, &ctx.cfg.wait).await {
+    let waited = tokio::select! {
+        r = waiter::wait_from(&ctx.client, execution, &ctx.cfg.wait) => r.map_err(IngestError::from),
+        () = ctx.shutdown.cancelled() => Err(IngestError::Interrupted),
+    };
+    let finished = match waited {
         Ok(e) => e,
         Err(e) => {
-            let e = IngestError::from(e);
             if e.api_kind() == Some(ApiErrorKind::Auth) {
                 return Err(fatal(e));
             }
@@ -325,16 +368,18 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError>
     }
 }
 
+/// Turns an execution's authentication failure into the run's: with a rejected token no
+/// other execution can succeed either.
 fn fatal(e: IngestError) -> RunError {
     match e {
-        IngestError::Api(a) | IngestError::Wait(waiter::WaitError::Api { source: a, .. }) => {
-            RunError::Api(a)
-        }
+        IngestError::Api(a)
+        | IngestError::Wait(waiter::WaitError::Api { source: a, .. })
+        | IngestError::Transcode {
+            source: TranscodeError::Source(a),
+            ..
+        } => RunError::Api(a),
         IngestError::Store(s) => RunError::Store(s),
-        other => RunError::Store(StoreError::Open {
-            url: String::new(),
-            message: other.to_string(),
-        }),
+        other => RunError::Other(other.to_string()),
     }
 }
 
@@ -355,61 +400,27 @@ async fn ingest(
         }
     };
     report.source_record_count = source_record_count;
-    let export = open_export(ctx, execution_id, task.format).await?;
-
     let key = PartitionKey {
         dataset: task.dataset.clone(),
         task_id: task.task_id.clone(),
         date: partition_date(execution),
     };
-    let mapper = Mapper::new(
-        &task.schema,
-        Lineage {
-            task_id: task.task_id.clone(),
-            execution_id: execution_id.to_string(),
-        },
-    );
-    let mut writer = ExecutionWriter::new(
-        ctx.store.clone(),
-        PartNames::for_execution(&key, execution_id, &ctx.run_id),
-        mapper.arrow_schema(),
-        WriterSettings {
-            row_group_rows: ctx.cfg.run.row_group_rows,
-            file_rows: ctx.cfg.run.file_rows,
-            zstd_level: write::DEFAULT_ZSTD_LEVEL,
-            schema_fingerprint: task.schema.fingerprint(),
-        },
-    )?;
-    let decoder = RawDecoder::new(
-        task.format,
-        task.schema.source_fields(),
-        DecoderOptions {
-            batch_rows: ctx.cfg.run.batch_rows,
-            ..DecoderOptions::default()
-        },
-    );
-    let records_read = match transcode(export.body, decoder, mapper, &mut writer).await {
-        Ok(t) => t.records,
-        Err(source) => {
-            writer.abort().await;
-            return Err(IngestError::Transcode {
-                execution_id: execution_id.to_string(),
-                source,
-            });
+    // A body that ends early, isn't data, or doesn't hold the promised record count is
+    // downloaded again from the start: nothing of a failed attempt is ever committed.
+    let mut attempt = 1;
+    let (parts, records_read) = loop {
+        match export_once(ctx, task, execution, &key, source_record_count).await {
+            Ok(done) => break done,
+            Err(e) if e.is_transient_export_failure() && attempt < EXPORT_ATTEMPTS => {
+                warn!(execution_id, attempt, error = %e, "Export failed, downloading it again");
+                report.retries += 1;
+                tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
     };
     report.records_read = records_read;
-    if let Some(expected) = source_record_count
-        && expected != records_read
-    {
-        writer.abort().await;
-        return Err(IngestError::CountMismatch {
-            execution_id: execution_id.to_string(),
-            read: records_read,
-            expected,
-        });
-    }
-    let parts = writer.finish().await?;
     let rows: u64 = parts.iter().map(|p| p.rows).sum();
     let mut manifest = new_manifest(task, execution, ManifestStatus::Ingested);
     manifest.files = parts
@@ -436,6 +447,73 @@ async fn ingest(
         "Ingested execution"
     );
     Ok(())
+}
+
+/// Downloads and transcodes the export once into staged parts; on any failure the staged
+/// parts are deleted.
+async fn export_once(
+    ctx: &Ctx,
+    task: &PlannedTaskInfo,
+    execution: &Execution,
+    key: &PartitionKey,
+    source_record_count: Option<u64>,
+) -> Result<(Vec<write::StagedPart>, u64), IngestError> {
+    let execution_id = execution.id.as_str();
+    let export = open_export(ctx, execution_id, task.format).await?;
+    let mapper = Mapper::new(
+        &task.schema,
+        Lineage {
+            task_id: task.task_id.clone(),
+            execution_id: execution_id.to_string(),
+        },
+    );
+    let mut writer = ExecutionWriter::new(
+        ctx.store.clone(),
+        PartNames::for_execution(key, execution_id, &ctx.run_id),
+        mapper.arrow_schema(),
+        WriterSettings {
+            row_group_rows: ctx.cfg.run.row_group_rows,
+            file_rows: ctx.cfg.run.file_rows,
+            zstd_level: write::DEFAULT_ZSTD_LEVEL,
+            schema_fingerprint: task.schema.fingerprint(),
+        },
+    )?;
+    let decoder = RawDecoder::new(
+        task.format,
+        task.schema.source_fields(),
+        DecoderOptions {
+            batch_rows: ctx.cfg.run.batch_rows,
+            ..DecoderOptions::default()
+        },
+    );
+    let transcoded = tokio::select! {
+        r = transcode(export.body, decoder, mapper, &mut writer) => r.map_err(|source| {
+            IngestError::Transcode {
+                execution_id: execution_id.to_string(),
+                source,
+            }
+        }),
+        () = ctx.shutdown.cancelled() => Err(IngestError::Interrupted),
+    };
+    let records_read = match transcoded {
+        Ok(t) => t.records,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    if let Some(expected) = source_record_count
+        && expected != records_read
+    {
+        writer.abort().await;
+        return Err(IngestError::CountMismatch {
+            execution_id: execution_id.to_string(),
+            read: records_read,
+            expected,
+        });
+    }
+    let parts = writer.finish().await?;
+    Ok((parts, records_read))
 }
 
 /// Opens the export, retrying a `404` for a while: Titan's results can lag the status flip.
@@ -519,6 +597,7 @@ fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionRep
         bytes: 0,
         wait_ms: 0,
         ingest_ms: 0,
+        retries: 0,
         error: None,
     }
 }
