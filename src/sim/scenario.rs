@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::data::splitmix64;
+use super::faults::FaultConfig;
 
 /// Which credential header the simulated deployment accepts (titan-api.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -61,6 +62,9 @@ pub struct Scenario {
     /// Media download answers 302 to a CDN-style `/media/...?token=` URL instead of bytes.
     #[serde(default)]
     pub media_redirect: bool,
+    /// Seeded fault injection; every rate defaults to 0 (no faults).
+    #[serde(default)]
+    pub faults: FaultConfig,
     #[serde(default)]
     pub tasks: Vec<SimTask>,
 }
@@ -159,6 +163,7 @@ impl Default for Scenario {
             page_default: default_page_default(),
             list_shape: ListShape::default(),
             media_redirect: false,
+            faults: FaultConfig::default(),
             tasks: Vec::new(),
         }
     }
@@ -246,6 +251,9 @@ impl Scenario {
                 "must be at least 1 (omit it to disable limiting)".into(),
             ));
         }
+        self.faults
+            .check()
+            .map_err(|(field, reason)| bad(format!("faults.{field}"), reason))?;
         let base = created_base(self.seed);
         let mut task_ids = HashSet::new();
         let mut exec_ids = HashSet::new();
