@@ -140,6 +140,7 @@ impl ExportChunks {
             match self.generator.cell(row, col, &mut self.scratch) {
                 Cell::Null => self.buf.extend_from_slice(b"null"),
                 Cell::Text => json_str(&mut self.buf, &self.scratch),
+                Cell::Raw => self.buf.extend_from_slice(self.scratch.as_bytes()),
                 other => scalar(&mut self.buf, other),
             }
         }
@@ -156,7 +157,7 @@ impl ExportChunks {
                 // A lone empty cell would be a blank line, which CSV readers skip.
                 Cell::Null if ncols == 1 => self.buf.extend_from_slice(b"\"\""),
                 Cell::Null => {}
-                Cell::Text => csv_field(&mut self.buf, &self.scratch),
+                Cell::Text | Cell::Raw => csv_field(&mut self.buf, &self.scratch),
                 other => scalar(&mut self.buf, other),
             }
         }
@@ -234,7 +235,7 @@ fn scalar(buf: &mut Vec<u8>, cell: Cell) {
         }
         Cell::Bool(true) => buf.extend_from_slice(b"true"),
         Cell::Bool(false) => buf.extend_from_slice(b"false"),
-        Cell::Null | Cell::Text => {}
+        Cell::Null | Cell::Text | Cell::Raw => {}
     }
 }
 
@@ -441,6 +442,47 @@ mod tests {
         );
         let parsed: Vec<serde_json::Value> = serde_json::from_slice(&all).expect("valid json");
         assert_eq!(parsed.len(), 20_000);
+    }
+
+    #[test]
+    fn dirty_data_round_trips_through_both_formats() {
+        let mut t = task();
+        t.hostile = true;
+        t.bad_row_rate = 0.2;
+        t.price_format = crate::sim::scenario::PriceFormat::Currency;
+        let want: Vec<Vec<SimValue>> = (0..1500)
+            .map(|r| {
+                data::row(9, &t, "ex", r, "http://h:1")
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
+            })
+            .collect();
+        assert!(want.iter().flatten().any(|v| matches!(v, SimValue::Raw(_))));
+        assert!(
+            want.iter()
+                .flatten()
+                .any(|v| matches!(v, SimValue::Str(s) if s.contains('\n')))
+        );
+        let (_, json) = body(&t, 1500, ExportFormat::Json);
+        let parsed: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_slice(&json).expect("valid json");
+        for (r, (obj, want)) in parsed.iter().zip(&want).enumerate() {
+            let got: Vec<&serde_json::Value> = obj.values().collect();
+            let want: Vec<serde_json::Value> = want.iter().map(SimValue::to_json).collect();
+            assert_eq!(got, want.iter().collect::<Vec<_>>(), "json row {r}");
+        }
+        assert_eq!(parsed.len(), 1500);
+        let (_, csv) = body(&t, 1500, ExportFormat::Csv);
+        let recs: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_slice())
+            .records()
+            .collect::<Result<_, _>>()
+            .expect("valid csv");
+        assert_eq!(recs.len(), 1500);
+        for (r, (rec, want)) in recs.iter().zip(&want).enumerate() {
+            let want: Vec<String> = want.iter().map(SimValue::to_csv_field).collect();
+            assert_eq!(rec.iter().collect::<Vec<_>>(), want, "csv row {r}");
+        }
     }
 
     /// Chunks until (and including) the split chunk, then the rest.

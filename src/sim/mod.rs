@@ -5,6 +5,7 @@
 //! [`start`] (plus pause/resume/stop calls); exports are streamed, never materialised.
 
 pub mod data;
+mod dirty;
 pub mod export;
 pub mod faults;
 mod gate;
@@ -16,7 +17,9 @@ mod state;
 mod timeline;
 
 pub use faults::{FaultConfig, FaultCounts, FaultKind, RouteKind};
-pub use scenario::{AuthHeader, ListShape, Scenario, ScenarioError, SimExecution, SimTask};
+pub use scenario::{
+    AuthHeader, ListShape, PriceFormat, Scenario, ScenarioError, SimExecution, SimTask,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -37,6 +37,17 @@ pub enum ListShape {
     Object,
 }
 
+/// How `number` columns named like `*price*` are emitted (titan-api.md: docs model prices as strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PriceFormat {
+    /// A JSON number / plain CSV decimal like `1299.00` (the default).
+    #[default]
+    Number,
+    /// A string like `"$1,299.00"`, `"€12.50"` or `"£7.05"`.
+    Currency,
+}
+
 /// Everything one simulator instance serves.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,6 +99,14 @@ pub struct SimTask {
     /// CSV exports start with a UTF-8 byte-order mark.
     #[serde(default)]
     pub csv_bom: bool,
+    /// Share of rows (0..=1) with one cell that does not match its type; see `data::bad_cell`.
+    #[serde(default)]
+    pub bad_row_rate: f64,
+    /// Text with line breaks, tabs, RTL, CJK, emoji, edge spaces, quotes; integers beyond 2^53.
+    #[serde(default)]
+    pub hostile: bool,
+    #[serde(default)]
+    pub price_format: PriceFormat,
 }
 
 /// One execution: its row count and its status timeline relative to simulator start.
@@ -179,6 +198,9 @@ impl Default for SimTask {
             executions: Vec::new(),
             csv_crlf: false,
             csv_bom: false,
+            bad_row_rate: 0.0,
+            hostile: false,
+            price_format: PriceFormat::Number,
         }
     }
 }
@@ -268,6 +290,7 @@ impl Scenario {
                 ));
             }
             check_schema(&task.output_schema).map_err(|r| bad(format!("{at}.output_schema"), r))?;
+            check_bad_rows(task).map_err(|r| bad(format!("{at}.bad_row_rate"), r))?;
             for (ei, exec) in task.executions.iter_mut().enumerate() {
                 let at = format!("{at}.executions[{ei}]");
                 check_id(&exec.id).map_err(|r| bad(format!("{at}.id"), r))?;
@@ -319,6 +342,20 @@ fn check_id(id: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
     {
         return Err(format!("{id:?} contains {c:?}; use [A-Za-z0-9._~-]"));
+    }
+    Ok(())
+}
+
+fn check_bad_rows(task: &SimTask) -> Result<(), String> {
+    let rate = task.bad_row_rate;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(format!("{rate} is not a share in 0..=1"));
+    }
+    let typed = super::data::columns(&task.output_schema)
+        .iter()
+        .any(|c| super::dirty::can_be_bad(c.kind));
+    if rate > 0.0 && !typed {
+        return Err("bad rows need an integer, number, boolean or date-time column".into());
     }
     Ok(())
 }
@@ -471,6 +508,43 @@ created_at = "2026-02-03T04:05:06Z"
             "properties = {}",
         );
         assert_eq!(invalid_at(&no_props).0, "tasks[0].output_schema");
+    }
+
+    #[test]
+    fn dirty_data_knobs() {
+        let s = Scenario::from_toml_str(&MINIMAL.replace(
+            "name = \"Products\"",
+            "name = \"Products\"\nbad_row_rate = 0.25\nhostile = true\nprice_format = \"currency\"",
+        ))
+        .expect("valid");
+        let t = &s.tasks[0];
+        assert_eq!(
+            (t.bad_row_rate, t.hostile, t.price_format),
+            (0.25, true, PriceFormat::Currency)
+        );
+        let d = &Scenario::from_toml_str(MINIMAL).expect("valid").tasks[0];
+        assert_eq!(
+            (d.bad_row_rate, d.hostile, d.price_format),
+            (0.0, false, PriceFormat::Number)
+        );
+        let rate = |r: &str| {
+            MINIMAL.replace(
+                "name = \"Products\"",
+                &format!("name = \"P\"\nbad_row_rate = {r}"),
+            )
+        };
+        assert_eq!(invalid_at(&rate("1.5")).0, "tasks[0].bad_row_rate");
+        let only_text = rate("0.1").replace(", a = { type = \"integer\" }", "");
+        let (at, reason) = invalid_at(&only_text);
+        assert_eq!(at, "tasks[0].bad_row_rate");
+        assert!(reason.contains("integer, number"), "{reason}");
+        assert!(
+            Scenario::from_toml_str(&MINIMAL.replace(
+                "name = \"Products\"",
+                "name = \"P\"\nprice_format = \"euro\""
+            ))
+            .is_err()
+        );
     }
 
     #[test]
