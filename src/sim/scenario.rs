@@ -553,6 +553,12 @@ created_at = "2026-02-03T04:05:06Z"
             .expect("demo is valid");
         assert_eq!(s.token, "demo-token");
         assert_eq!(s.tasks.len(), 3);
+        assert_eq!(s.faults, FaultConfig::default(), "the demo is fault-free");
+        assert!(
+            s.tasks.iter().all(|t| t.bad_row_rate == 0.0
+                && !t.hostile
+                && t.price_format == PriceFormat::Number)
+        );
         let props: Vec<&String> = s.tasks[0].output_schema["properties"]
             .as_object()
             .expect("obj")
@@ -590,5 +596,50 @@ created_at = "2026-02-03T04:05:06Z"
             );
             assert!((200..=5000).contains(&e.rows), "{} rows", e.id);
         }
+    }
+
+    #[test]
+    fn faults_scenario_is_a_finite_soak_with_every_fault() {
+        use crate::sim::faults::{FaultKind, planned_fault};
+        let s = Scenario::from_toml_str(include_str!("../../examples/scenarios/faults.toml"))
+            .expect("faults.toml is valid");
+        let execs: Vec<&SimExecution> = s.tasks.iter().flat_map(|t| &t.executions).collect();
+        assert!(execs.len() >= 50, "{} executions", execs.len());
+        for e in &execs {
+            assert!((100..=3000).contains(&e.rows), "{} rows", e.id);
+            let done = e.queued_for + e.running_for + e.results_lag;
+            assert!(done <= Duration::from_secs(3), "{} done at {done:?}", e.id);
+        }
+        let f = &s.faults;
+        assert!(f.max_faults_per_execution.is_some(), "a soak must finish");
+        assert!(f.stall_for >= Duration::from_secs(1));
+        // Every kind is drawn, and each route family sees at least 20% faults.
+        for (path, kinds) in [
+            ("/api/v1/executions/x", &FaultKind::ALL[..4]),
+            (
+                "/api/v1/executions/x/media/m-0-9/download",
+                &FaultKind::ALL[..4],
+            ),
+            ("/api/v1/executions/x/results/export", &FaultKind::ALL[..]),
+        ] {
+            let draws: Vec<Option<FaultKind>> = (0..4000)
+                .map(|n| planned_fault(f, s.seed, path, n))
+                .collect();
+            let faulted = draws.iter().flatten().count();
+            assert!(faulted >= 4000 / 5, "{path}: {faulted} of 4000");
+            for k in kinds {
+                assert!(draws.contains(&Some(*k)), "{path}: no {k:?}");
+            }
+        }
+        // Dirty data is on: currency prices, hostile text, bad rows.
+        assert!(
+            s.tasks
+                .iter()
+                .any(|t| t.price_format == PriceFormat::Currency)
+        );
+        assert!(s.tasks.iter().any(|t| t.hostile));
+        assert!(s.tasks.iter().filter(|t| t.bad_row_rate > 0.0).count() >= 2);
+        let finals: HashSet<&str> = execs.iter().map(|e| e.final_status.as_str()).collect();
+        assert!(finals.contains("completed") && finals.contains("failed"));
     }
 }
