@@ -43,7 +43,9 @@ impl FromStr for ExportFormat {
         match s.to_ascii_lowercase().as_str() {
             "json" => Ok(ExportFormat::Json),
             "csv" => Ok(ExportFormat::Csv),
-            other => Err(format!("unknown export format `{other}` (expected `json` or `csv`)")),
+            other => Err(format!(
+                "unknown export format `{other}` (expected `json` or `csv`)"
+            )),
         }
     }
 }

@@ -7,17 +7,26 @@
 //!                                                   │
 //!                                                decode (raw Utf8 batches)
 //!                                                   │
-//!        store ◄─ write (parquet + manifest) ◄─ partition ◄─ schema (mapper)
-//!                                                   │
-//!                                              media (fetcher)
+//!   store ◄─ write (parquet + manifest) ◄─ partition ◄─ schema (mapper)
 //! ```
 //!
-//! `pipeline` wires them together for one run; `sim` is a faithful local
-//! simulator of the Titan Task Service used by the demo and the tests.
+//! `pipeline` wires them together for one run, `report` says what happened, `cli` and
+//! `telemetry` serve the binary. `sim` is a faithful local simulator of the Titan Task
+//! Service, used by the demo and the tests.
 
 pub mod api;
+pub mod cli;
+pub mod config;
 pub mod decode;
 pub mod format;
+pub mod partition;
+pub mod pipeline;
+pub mod report;
 pub mod schema;
 pub mod sim;
+pub mod store;
+pub mod tasks;
+pub mod telemetry;
+pub mod transcode;
 pub mod waiter;
+pub mod write;

@@ -1,1 +1,8 @@
+//! End-to-end tests: the simulator in-process on an ephemeral loopback port, the pipeline
+//! or the real binary against it, and the Parquet read back and compared with the
+//! simulator's seeded data.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cli;
+mod e2e;
+mod util;

@@ -1,0 +1,80 @@
+//! `limit`/`offset` pagination over Titan list routes. Invariant: always
+//! terminates — on an empty or short page, on `offset ≥ total`, on a page
+//! longer than asked (paging ignored), or with a Protocol error when the
+//! server repeats a page (ignores `offset`) or passes `MAX_PAGES` pages.
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use url::Url;
+
+use super::http::Http;
+use super::{ApiError, envelope};
+
+/// Page size requested; servers may apply less (then they should say so).
+pub(crate) const PAGE_SIZE: u64 = 100;
+/// Hard stop for servers that never signal the end (10 000 × 100 items).
+const MAX_PAGES: u64 = 10_000;
+
+/// Fetches every page of `url` and decodes each item as `T`.
+pub(crate) async fn collect_all<T: DeserializeOwned>(
+    http: &Http,
+    route: &str,
+    url: &Url,
+) -> Result<Vec<T>, ApiError> {
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    let mut previous: Option<Vec<Value>> = None;
+    for _ in 0..MAX_PAGES {
+        let mut page_url = url.clone();
+        page_url
+            .query_pairs_mut()
+            .append_pair("limit", &PAGE_SIZE.to_string())
+            .append_pair("offset", &offset.to_string());
+        let body = http.get_json(route, &page_url).await?;
+        let (data, siblings) = http.envelope(route, &body)?;
+        let page = envelope::list_page(data, &siblings)
+            .map_err(|detail| ApiError::protocol(route, 200, detail))?;
+        let n = page.items.len() as u64;
+        if n == 0 {
+            return Ok(out);
+        }
+        if previous.as_ref() == Some(&page.items) {
+            return Err(ApiError::protocol(
+                route,
+                200,
+                format!(
+                    "the page at offset {offset} repeats the previous page; the server ignores `offset`"
+                ),
+            ));
+        }
+        for (i, item) in page.items.iter().enumerate() {
+            let value = T::deserialize(item).map_err(|e| {
+                ApiError::protocol(
+                    route,
+                    200,
+                    format!("item {} of the list: {e}", offset + i as u64),
+                )
+            })?;
+            out.push(value);
+        }
+        offset += n;
+        let page_size = page.limit.filter(|l| *l > 0).unwrap_or(PAGE_SIZE);
+        let done = match page.total {
+            // A known total wins: a capped server may send short pages before the end.
+            Some(total) => offset >= total,
+            // More than we asked for and no limit reported: the server ignores
+            // paging and sent everything at once.
+            None if page.limit.is_none() && n > PAGE_SIZE => true,
+            None => n < page_size,
+        };
+        if done {
+            return Ok(out);
+        }
+        previous = Some(page.items);
+    }
+    Err(ApiError::protocol(
+        route,
+        200,
+        format!("listing did not end after {MAX_PAGES} pages"),
+    ))
+}

@@ -1,0 +1,81 @@
+//! Command-line interface: clap types only (parsing validates, it does no I/O), and the
+//! dispatch from a parsed command to the library.
+
+pub mod check;
+pub mod exit;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Moves Titan web-scraping results into a data lake as typed, partitioned Parquet.
+///
+/// The API token is read from the TITAN_TOKEN environment variable (or `api.token_file`
+/// in the config), never from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "titan-connector", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr: `text` for people, `json` for orchestrators.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More logging (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest the executions of the configured tasks into the store.
+    Run(RunArgs),
+    /// Validate the config and schemas, that the token authenticates and the store is writable.
+    Check(CommonArgs),
+}
+
+/// Options shared by every command that reads a config.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Config file (TOML).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Plain task list (one task id per line, `#` comments); adds to `[[tasks]]`.
+    #[arg(long, value_name = "FILE")]
+    pub tasks: Option<PathBuf>,
+    /// Store URL or path; overrides `store.url` and TITAN_CONNECTOR_STORE.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Executions processed at once; overrides `run.concurrency`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
+    /// Write the machine-readable run report (JSON) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    /// The command-line layer of the configuration.
+    pub fn overrides(&self, concurrency: Option<u16>) -> crate::config::Overrides {
+        crate::config::Overrides {
+            tasks_file: self.tasks.clone(),
+            store: self.store.clone(),
+            concurrency: concurrency.map(usize::from),
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The TOML config file as written by users: raw, serde-derived, unknown keys rejected.
+//!
+//! Nothing here reads the environment or touches the network; `config::Config::resolve`
+//! turns this into the validated configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::api::AuthScheme;
+use crate::format::ExportFormat;
+
+/// Top level of a config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub api: ApiSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub run: RunSection,
+    #[serde(default)]
+    pub wait: WaitSection,
+    /// Per-task entries; merged with the plain task-list file, if any.
+    #[serde(default)]
+    pub tasks: Vec<TaskEntry>,
+}
+
+/// `[api]`: where Titan is and how to authenticate. The token itself is never here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub struct ApiSection {
+    /// Origin of the Task Service, without `/api/v1`.
+    pub url: Option<String>,
+    /// File holding the token (first line); otherwise `TITAN_TOKEN` is used.
+    pub token_file: Option<PathBuf>,
+    /// `bearer` (default) or `x-api-key`.
+    pub auth: Option<AuthScheme>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub read_timeout: Option<Duration>,
+    /// Allow plain `http://` to a non-loopback host (off by default: the token would travel in clear).
+    pub allow_insecure_http: Option<bool>,
+    /// Attempts per request, the first included (1 = never retry).
+    pub max_attempts: Option<u32>,
+    /// Client-side request budget shared by the whole process; 0 turns it off.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Hosts other than the API's from which media may be fetched (never with the token).
+    pub media_allowed_hosts: Option<Vec<String>>,
+    /// Largest media file fetched, in bytes.
+    pub max_media_bytes: Option<u64>,
+}
+
+/// `[store]`: where Parquet, manifests and media go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// A path or URL: `./out`, `file:///data/lake`, `memory://`, `s3://bucket/prefix`, `gs://…`, `az://…`.
+    pub url: Option<String>,
+    /// Backend options passed to object_store (e.g. `aws_region`, `aws_endpoint`).
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// `[run]`: how a run behaves.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// Executions awaited and exported at once.
+    pub concurrency: Option<usize>,
+    /// Default export format for tasks that don't set one.
+    pub format: Option<ExportFormat>,
+    /// Plain task-list file (one task id per line, `#` comments).
+    pub tasks_file: Option<PathBuf>,
+    /// Rows per decoded batch.
+    pub batch_rows: Option<usize>,
+    /// Rows per Parquet row group.
+    pub row_group_rows: Option<usize>,
+    /// Rows per Parquet file before rolling to the next part.
+    pub file_rows: Option<usize>,
+}
+
+/// `[wait]`: polling of executions that are not finished yet.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitSection {
+    #[serde(default, with = "humantime_serde")]
+    pub poll_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_poll_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub max_wait: Option<Duration>,
+}
+
+/// One `[[tasks]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskEntry {
+    pub id: String,
+    /// Dataset (top-level folder in the store); defaults to a slug of the task's name.
+    pub dataset: Option<String>,
+    /// Schema file; defaults to one derived from the task's `output_schema`.
+    pub schema: Option<PathBuf>,
+    /// Which executions: `"new"` (default), `"latest"`, or a list of ids.
+    pub executions: Option<ExecutionsRaw>,
+    pub format: Option<ExportFormat>,
+}
+
+/// Which executions of a task a run ingests, as written: `"new"`, `"latest"` or a list of ids.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ExecutionsRaw {
+    Keyword(String),
+    Ids(Vec<String>),
+}

@@ -1,0 +1,537 @@
+//! One run: resolve the task list into executions, wait for each, stream its export
+//! through decoder → mapper → Parquet writer, and commit it.
+//!
+//! Executions are processed concurrently up to `run.concurrency`. A failure of one
+//! execution is recorded and the others go on; only errors that doom every request
+//! (authentication, an unreachable API while planning) end the run early.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tracing::{info, warn};
+
+use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
+use crate::config::Config;
+use crate::decode::{DecoderOptions, RawDecoder};
+use crate::format::ExportFormat;
+use crate::partition::{self, PartNames, PartitionKey};
+use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
+use crate::schema::{Lineage, Mapper, TargetSchema};
+use crate::store::{Store, StoreError};
+use crate::tasks::{self, ExecutionSelector, TaskSpec};
+use crate::transcode::{TranscodeError, transcode};
+use crate::waiter;
+use crate::write::{self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, WriterSettings};
+
+/// Errors that end a whole run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why one execution could not be ingested.
+#[derive(Debug, thiserror::Error)]
+enum IngestError {
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Wait(#[from] waiter::WaitError),
+    #[error("export of execution {execution_id}: {source}")]
+    Transcode {
+        execution_id: String,
+        #[source]
+        source: TranscodeError<ApiError>,
+    },
+    #[error(transparent)]
+    Write(#[from] write::WriteError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "execution {execution_id}: the export held {read} records but Titan reports {expected}"
+    )]
+    CountMismatch {
+        execution_id: String,
+        read: u64,
+        expected: u64,
+    },
+}
+
+impl IngestError {
+    fn api_kind(&self) -> Option<ApiErrorKind> {
+        match self {
+            IngestError::Api(e) => Some(e.kind()),
+            IngestError::Wait(waiter::WaitError::Api { source, .. }) => Some(source.kind()),
+            IngestError::Transcode {
+                source: TranscodeError::Source(e),
+                ..
+            } => Some(e.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// A task resolved against the API: its schema, dataset and the executions to process.
+struct PlannedTask {
+    spec: TaskSpec,
+    dataset: String,
+    schema: Arc<TargetSchema>,
+    executions: Vec<Execution>,
+}
+
+/// Everything one execution needs.
+struct WorkItem {
+    task: Arc<PlannedTaskInfo>,
+    execution: Execution,
+}
+
+struct PlannedTaskInfo {
+    task_id: String,
+    dataset: String,
+    schema: Arc<TargetSchema>,
+    format: ExportFormat,
+}
+
+/// How long a just-completed execution's results may lag behind its status.
+const RESULTS_LAG_WINDOW: Duration = Duration::from_secs(60);
+
+/// Runs the pipeline for `cfg` and returns the report. Per-execution failures are in the
+/// report; `Err` means the run as a whole could not proceed.
+pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let started_at = now_rfc3339();
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let client = TitanClient::new(cfg.api.clone())?;
+    let store = Store::open(&cfg.store)?;
+    info!(
+        store = store.url(),
+        tasks = cfg.tasks.len(),
+        run_id,
+        "Starting run"
+    );
+
+    let mut tasks_failed = Vec::new();
+    let mut reports = Vec::new();
+    let mut work = Vec::new();
+    for spec in &cfg.tasks {
+        match plan_task(&client, spec).await {
+            Ok(planned) => {
+                let info = Arc::new(PlannedTaskInfo {
+                    task_id: planned.spec.id.clone(),
+                    dataset: planned.dataset.clone(),
+                    schema: Arc::clone(&planned.schema),
+                    format: planned.spec.format,
+                });
+                for execution in planned.executions {
+                    let manifest =
+                        partition::manifest_path(&info.dataset, &info.task_id, &execution.id);
+                    if store.exists(&manifest).await? {
+                        info!(execution_id = execution.id, "Already ingested, skipping");
+                        reports.push(skipped_report(&info, &execution));
+                        continue;
+                    }
+                    work.push(WorkItem {
+                        task: Arc::clone(&info),
+                        execution,
+                    });
+                }
+            }
+            Err(PlanError::Api(e))
+                if matches!(e.kind(), ApiErrorKind::Auth | ApiErrorKind::Unreachable) =>
+            {
+                return Err(RunError::Api(e));
+            }
+            Err(e) => {
+                warn!(task_id = spec.id, error = %e, "Task cannot be ingested");
+                tasks_failed.push(TaskFailure {
+                    task_id: spec.id.clone(),
+                    error: e.to_string(),
+                });
+            }
+        }
+    }
+
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        store: store.clone(),
+        cfg: cfg.clone(),
+        run_id: run_id.clone(),
+    });
+    let mut results = futures::stream::iter(work.into_iter().map(|item| {
+        let ctx = Arc::clone(&ctx);
+        async move { process(&ctx, item).await }
+    }))
+    .buffer_unordered(cfg.run.concurrency);
+    while let Some(r) = results.next().await {
+        match r {
+            Ok(report) => reports.push(report),
+            Err(fatal) => return Err(fatal),
+        }
+    }
+
+    let stats = client.stats();
+    let mut report = RunReport {
+        report_version: REPORT_VERSION,
+        connector_version: env!("CARGO_PKG_VERSION").to_string(),
+        run_id,
+        started_at,
+        finished_at: now_rfc3339(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        store: store.url().to_string(),
+        totals: Totals {
+            api_requests: stats.requests,
+            api_retries: stats.retries,
+            ..Totals::default()
+        },
+        tasks_failed,
+        executions: reports,
+    };
+    report.tally();
+    Ok(report)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PlanError {
+    #[error(transparent)]
+    Api(ApiError),
+    #[error("{0}")]
+    Schema(#[from] crate::schema::SchemaError),
+    #[error("task has no `output_schema` and no schema file is configured for it")]
+    NoSchema,
+    #[error("execution {execution_id} belongs to task {actual}, not to this task")]
+    WrongTask {
+        execution_id: String,
+        actual: String,
+    },
+}
+
+async fn plan_task(client: &TitanClient, spec: &TaskSpec) -> Result<PlannedTask, PlanError> {
+    let task = client.get_task(&spec.id).await.map_err(PlanError::Api)?;
+    let schema = match &spec.schema {
+        Some(path) => TargetSchema::from_file(path)?,
+        None => match &task.output_schema {
+            Some(v) => TargetSchema::from_output_schema(v)?,
+            None => return Err(PlanError::NoSchema),
+        },
+    };
+    schema.validate()?;
+    let dataset = spec
+        .dataset
+        .clone()
+        .or_else(|| {
+            schema
+                .name
+                .clone()
+                .filter(|n| tasks::validate_dataset(n).is_ok())
+        })
+        .unwrap_or_else(|| tasks::dataset_slug(&task.name, &task.id));
+    let executions = match &spec.executions {
+        ExecutionSelector::New => client
+            .list_task_executions(&spec.id)
+            .await
+            .map_err(PlanError::Api)?,
+        ExecutionSelector::Latest => {
+            let mut all = client
+                .list_task_executions(&spec.id)
+                .await
+                .map_err(PlanError::Api)?;
+            all.sort_by_key(|e| e.created_at.as_deref().and_then(parse_time));
+            all.pop().into_iter().collect()
+        }
+        ExecutionSelector::Ids(ids) => {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let e = client.get_execution(id).await.map_err(PlanError::Api)?;
+                if let Some(t) = &e.task_id
+                    && t != &spec.id
+                {
+                    return Err(PlanError::WrongTask {
+                        execution_id: id.clone(),
+                        actual: t.clone(),
+                    });
+                }
+                out.push(e);
+            }
+            out
+        }
+    };
+    info!(
+        task_id = spec.id,
+        dataset,
+        executions = executions.len(),
+        "Planned task"
+    );
+    Ok(PlannedTask {
+        spec: spec.clone(),
+        dataset,
+        schema: Arc::new(schema),
+        executions,
+    })
+}
+
+struct Ctx {
+    client: TitanClient,
+    store: Store,
+    cfg: Config,
+    run_id: String,
+}
+
+/// Waits for and ingests one execution. `Err` only for errors that must stop the run.
+async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError> {
+    let WorkItem { task, execution } = item;
+    let mut report = skipped_report(&task, &execution);
+    report.outcome = Outcome::Failed;
+    let wait_start = Instant::now();
+    let finished = match waiter::wait_from(&ctx.client, execution, &ctx.cfg.wait).await {
+        Ok(e) => e,
+        Err(e) => {
+            let e = IngestError::from(e);
+            if e.api_kind() == Some(ApiErrorKind::Auth) {
+                return Err(fatal(e));
+            }
+            warn!(execution_id = report.execution_id, error = %e, "Waiting failed");
+            report.error = Some(e.to_string());
+            return Ok(report);
+        }
+    };
+    report.wait_ms = wait_start.elapsed().as_millis() as u64;
+    report.execution_status = Some(finished.status.as_str().to_string());
+    let ingest_start = Instant::now();
+    let result = if finished.status.has_results() {
+        ingest(ctx, &task, &finished, &mut report).await
+    } else {
+        record_no_results(ctx, &task, &finished).await.map(|()| {
+            report.outcome = Outcome::NoResults;
+        })
+    };
+    report.ingest_ms = ingest_start.elapsed().as_millis() as u64;
+    match result {
+        Ok(()) => Ok(report),
+        Err(e) if e.api_kind() == Some(ApiErrorKind::Auth) => Err(fatal(e)),
+        Err(e) => {
+            warn!(execution_id = report.execution_id, error = %e, "Execution not ingested");
+            report.outcome = Outcome::Failed;
+            report.error = Some(e.to_string());
+            Ok(report)
+        }
+    }
+}
+
+fn fatal(e: IngestError) -> RunError {
+    match e {
+        IngestError::Api(a) | IngestError::Wait(waiter::WaitError::Api { source: a, .. }) => {
+            RunError::Api(a)
+        }
+        IngestError::Store(s) => RunError::Store(s),
+        other => RunError::Store(StoreError::Open {
+            url: String::new(),
+            message: other.to_string(),
+        }),
+    }
+}
+
+async fn ingest(
+    ctx: &Ctx,
+    task: &PlannedTaskInfo,
+    execution: &Execution,
+    report: &mut ExecutionReport,
+) -> Result<(), IngestError> {
+    let execution_id = execution.id.as_str();
+    // Metadata is a hint: when Titan gives a record count we hold the export to it.
+    let source_record_count = match ctx.client.results_meta(execution_id).await {
+        Ok(meta) => meta.record_count,
+        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
+        Err(e) => {
+            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
+            None
+        }
+    };
+    report.source_record_count = source_record_count;
+    let export = open_export(ctx, execution_id, task.format).await?;
+
+    let key = PartitionKey {
+        dataset: task.dataset.clone(),
+        task_id: task.task_id.clone(),
+        date: partition_date(execution),
+    };
+    let mapper = Mapper::new(
+        &task.schema,
+        Lineage {
+            task_id: task.task_id.clone(),
+            execution_id: execution_id.to_string(),
+        },
+    );
+    let mut writer = ExecutionWriter::new(
+        ctx.store.clone(),
+        PartNames::for_execution(&key, execution_id, &ctx.run_id),
+        mapper.arrow_schema(),
+        WriterSettings {
+            row_group_rows: ctx.cfg.run.row_group_rows,
+            file_rows: ctx.cfg.run.file_rows,
+            zstd_level: 3,
+            schema_fingerprint: task.schema.fingerprint(),
+        },
+    )?;
+    let decoder = RawDecoder::new(
+        task.format,
+        task.schema.source_fields(),
+        DecoderOptions {
+            batch_rows: ctx.cfg.run.batch_rows,
+            ..DecoderOptions::default()
+        },
+    );
+    let records_read = match transcode(export.body, decoder, mapper, &mut writer).await {
+        Ok(t) => t.records,
+        Err(source) => {
+            writer.abort().await;
+            return Err(IngestError::Transcode {
+                execution_id: execution_id.to_string(),
+                source,
+            });
+        }
+    };
+    report.records_read = records_read;
+    if let Some(expected) = source_record_count
+        && expected != records_read
+    {
+        writer.abort().await;
+        return Err(IngestError::CountMismatch {
+            execution_id: execution_id.to_string(),
+            read: records_read,
+            expected,
+        });
+    }
+    let parts = writer.finish().await?;
+    let rows: u64 = parts.iter().map(|p| p.rows).sum();
+    let mut manifest = new_manifest(task, execution, ManifestStatus::Ingested);
+    manifest.files = parts
+        .iter()
+        .map(|p| ManifestFile {
+            path: p.final_path.to_string(),
+            rows: p.rows,
+            bytes: p.bytes,
+        })
+        .collect();
+    manifest.rows = rows;
+    manifest.records_read = records_read;
+    manifest.source_record_count = source_record_count;
+    write::commit(&ctx.store, &key, &parts, &manifest).await?;
+    report.outcome = Outcome::Ingested;
+    report.rows = rows;
+    report.files = manifest.files.iter().map(|f| f.path.clone()).collect();
+    report.bytes = manifest.files.iter().map(|f| f.bytes).sum();
+    info!(
+        execution_id,
+        rows,
+        files = parts.len(),
+        status = execution.status.as_str(),
+        "Ingested execution"
+    );
+    Ok(())
+}
+
+/// Opens the export, retrying a `404` for a while: Titan's results can lag the status flip.
+async fn open_export(
+    ctx: &Ctx,
+    execution_id: &str,
+    format: ExportFormat,
+) -> Result<crate::api::ExportStream, IngestError> {
+    let deadline = Instant::now() + RESULTS_LAG_WINDOW;
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let opened = match format {
+            ExportFormat::Json => ctx.client.export(execution_id, format).await,
+            ExportFormat::Csv => ctx.client.download_csv(execution_id).await,
+        };
+        match opened {
+            Ok(s) => return Ok(s),
+            Err(e) if e.kind() == ApiErrorKind::NotFound && Instant::now() + delay < deadline => {
+                info!(execution_id, "Results not available yet, retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Records a failed/cancelled execution so later runs don't wait for it again.
+async fn record_no_results(
+    ctx: &Ctx,
+    task: &PlannedTaskInfo,
+    execution: &Execution,
+) -> Result<(), IngestError> {
+    let manifest = new_manifest(task, execution, ManifestStatus::NoResults);
+    ctx.store
+        .put(
+            &partition::manifest_path(&task.dataset, &task.task_id, &execution.id),
+            manifest.to_bytes(),
+        )
+        .await?;
+    warn!(
+        execution_id = execution.id,
+        status = execution.status.as_str(),
+        "Execution ended without results"
+    );
+    Ok(())
+}
+
+/// A manifest for `execution` with no files yet; the caller fills in what it wrote.
+fn new_manifest(task: &PlannedTaskInfo, execution: &Execution, status: ManifestStatus) -> Manifest {
+    Manifest {
+        manifest_version: write::manifest::MANIFEST_VERSION,
+        status,
+        dataset: task.dataset.clone(),
+        task_id: task.task_id.clone(),
+        execution_id: execution.id.clone(),
+        execution_status: execution.status.as_str().to_string(),
+        format: task.format.to_string(),
+        files: vec![],
+        rows: 0,
+        records_read: 0,
+        source_record_count: None,
+        schema_fingerprint: task.schema.fingerprint(),
+        schema: serde_json::from_str(&task.schema.to_json()).unwrap_or_default(),
+        committed_at: now_rfc3339(),
+        connector_version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport {
+    ExecutionReport {
+        task_id: task.task_id.clone(),
+        execution_id: execution.id.clone(),
+        dataset: task.dataset.clone(),
+        outcome: Outcome::AlreadyIngested,
+        execution_status: Some(execution.status.as_str().to_string()),
+        rows: 0,
+        records_read: 0,
+        source_record_count: None,
+        files: vec![],
+        bytes: 0,
+        wait_ms: 0,
+        ingest_ms: 0,
+        error: None,
+    }
+}
+
+/// The partition date of an execution: the UTC day it was created (fixed once created,
+/// so a re-run lands in the same folder), else the day it started or completed, else today.
+fn partition_date(e: &Execution) -> String {
+    [&e.created_at, &e.started_at, &e.completed_at]
+        .into_iter()
+        .flatten()
+        .find_map(|t| partition::utc_date(t))
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
+}
+
+fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(s).ok()
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,216 @@
+//! The run report: what a run did, per execution, as JSON for machines (`--report FILE`)
+//! and as a short summary for people.
+
+use serde::Serialize;
+
+/// Report format version; bump on incompatible changes.
+pub const REPORT_VERSION: u32 = 1;
+
+/// How one execution ended in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Rows written and committed by this run.
+    Ingested,
+    /// A manifest already existed: nothing done.
+    AlreadyIngested,
+    /// Titan ended the execution without results (failed or cancelled).
+    NoResults,
+    /// This run could not ingest it (see `error`); a re-run will try again.
+    Failed,
+}
+
+/// One execution in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionReport {
+    pub task_id: String,
+    pub execution_id: String,
+    pub dataset: String,
+    pub outcome: Outcome,
+    /// Titan's status when we last saw it.
+    pub execution_status: Option<String>,
+    pub rows: u64,
+    pub records_read: u64,
+    pub source_record_count: Option<u64>,
+    pub files: Vec<String>,
+    pub bytes: u64,
+    pub wait_ms: u64,
+    pub ingest_ms: u64,
+    pub error: Option<String>,
+}
+
+/// A task that could not even be planned (unknown id, bad schema…).
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskFailure {
+    pub task_id: String,
+    pub error: String,
+}
+
+/// Sums over the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub executions: usize,
+    pub ingested: usize,
+    pub already_ingested: usize,
+    pub no_results: usize,
+    pub failed: usize,
+    pub failed_tasks: usize,
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub api_requests: u64,
+    pub api_retries: u64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub report_version: u32,
+    pub connector_version: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub store: String,
+    pub totals: Totals,
+    pub tasks_failed: Vec<TaskFailure>,
+    pub executions: Vec<ExecutionReport>,
+}
+
+impl RunReport {
+    /// Recomputes `totals` from the entries (API counters are set by the caller).
+    pub fn tally(&mut self) {
+        let mut t = Totals {
+            api_requests: self.totals.api_requests,
+            api_retries: self.totals.api_retries,
+            ..Totals::default()
+        };
+        t.executions = self.executions.len();
+        t.failed_tasks = self.tasks_failed.len();
+        for e in &self.executions {
+            match e.outcome {
+                Outcome::Ingested => t.ingested += 1,
+                Outcome::AlreadyIngested => t.already_ingested += 1,
+                Outcome::NoResults => t.no_results += 1,
+                Outcome::Failed => t.failed += 1,
+            }
+            if e.outcome == Outcome::Ingested {
+                t.rows += e.rows;
+                t.files += e.files.len();
+                t.bytes += e.bytes;
+            }
+        }
+        self.totals = t;
+    }
+
+    /// True when something was not ingested that should have been: an execution failed
+    /// here or on Titan, or a task could not be planned.
+    pub fn has_failures(&self) -> bool {
+        self.totals.failed > 0 || self.totals.no_results > 0 || self.totals.failed_tasks > 0
+    }
+
+    /// A few lines for people.
+    pub fn summary(&self) -> String {
+        let t = &self.totals;
+        let mut s = format!(
+            "{} execution(s): {} ingested ({} rows, {} files, {}), {} already ingested, {} without results, {} failed",
+            t.executions,
+            t.ingested,
+            t.rows,
+            t.files,
+            human_bytes(t.bytes),
+            t.already_ingested,
+            t.no_results,
+            t.failed
+        );
+        for f in &self.tasks_failed {
+            s.push_str(&format!("\n  task {}: {}", f.task_id, f.error));
+        }
+        for e in &self.executions {
+            match e.outcome {
+                Outcome::Failed => s.push_str(&format!(
+                    "\n  execution {} (task {}) failed: {}",
+                    e.execution_id,
+                    e.task_id,
+                    e.error.as_deref().unwrap_or("unknown error")
+                )),
+                Outcome::NoResults => s.push_str(&format!(
+                    "\n  execution {} (task {}) ended `{}` on Titan: no results",
+                    e.execution_id,
+                    e.task_id,
+                    e.execution_status.as_deref().unwrap_or("?")
+                )),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// `1536` → `1.5 KiB`.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exec(outcome: Outcome, rows: u64) -> ExecutionReport {
+        ExecutionReport {
+            task_id: "t".into(),
+            execution_id: "e".into(),
+            dataset: "d".into(),
+            outcome,
+            execution_status: Some("completed".into()),
+            rows,
+            records_read: rows,
+            source_record_count: None,
+            files: vec!["f".into()],
+            bytes: 10,
+            wait_ms: 0,
+            ingest_ms: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn tally_counts_only_ingested_rows_and_flags_failures() {
+        let mut r = RunReport {
+            report_version: REPORT_VERSION,
+            connector_version: "x".into(),
+            run_id: "r".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_ms: 0,
+            store: "s".into(),
+            totals: Totals::default(),
+            tasks_failed: vec![],
+            executions: vec![
+                exec(Outcome::Ingested, 5),
+                exec(Outcome::AlreadyIngested, 7),
+            ],
+        };
+        r.tally();
+        assert_eq!(
+            (r.totals.rows, r.totals.files, r.totals.ingested),
+            (5, 1, 1)
+        );
+        assert!(!r.has_failures());
+        r.executions.push(exec(Outcome::Failed, 0));
+        r.tally();
+        assert!(r.has_failures());
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

@@ -1,0 +1,34 @@
+//! Writing an execution's mapped batches: Parquet parts staged in the store, then
+//! committed (moved into place, manifest last).
+//!
+//! ```text
+//! batches ─► ExecutionWriter (roll every `file_rows`) ─► _staging/…/part-n.parquet.tmp
+//!                                   commit ─► rename to <partition>/<exec>-<n>.parquet
+//!                                          ─► delete orphans of earlier runs
+//!                                          ─► put _manifests/<task>/<exec>.json  (last)
+//! ```
+
+pub mod commit;
+pub mod manifest;
+pub mod parquet;
+
+pub use commit::commit;
+pub use manifest::{Manifest, ManifestFile, ManifestStatus};
+pub use parquet::{ExecutionWriter, StagedPart, WriterSettings};
+
+use crate::store::StoreError;
+
+/// Errors while writing or committing output.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("writing Parquet `{path}`: {source}")]
+    Parquet {
+        path: String,
+        #[source]
+        source: Box<::parquet::errors::ParquetError>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("batch does not match the dataset schema: {message}")]
+    Schema { message: String },
+}

@@ -1,0 +1,246 @@
+//! The pipeline against the simulator: exact rows, layout, manifests, re-runs.
+
+use std::collections::BTreeMap;
+
+use titan_connector::pipeline;
+use titan_connector::report::Outcome;
+use titan_connector::write::Manifest;
+
+use crate::util::*;
+
+const BOTH_TASKS: &str = r#"
+[[tasks]]
+id = "task-products"
+
+[[tasks]]
+id = "task-news"
+format = "csv"
+"#;
+
+fn outcomes(report: &titan_connector::report::RunReport) -> BTreeMap<String, (Outcome, u64)> {
+    report
+        .executions
+        .iter()
+        .map(|e| (e.execution_id.clone(), (e.outcome, e.rows)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_terminal_state_json_and_csv_land_as_the_exact_source_rows() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &sim.base_url(), BOTH_TASKS);
+    let report = pipeline::run(&cfg).await.unwrap();
+
+    let got = outcomes(&report);
+    let want: BTreeMap<String, (Outcome, u64)> = [
+        ("exec-p1", (Outcome::Ingested, 1500)),
+        ("exec-p2", (Outcome::Ingested, 321)),
+        ("exec-p3", (Outcome::NoResults, 0)),
+        ("exec-p4", (Outcome::NoResults, 0)),
+        ("exec-n1", (Outcome::Ingested, 777)),
+        ("exec-n2", (Outcome::Ingested, 0)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want);
+    assert!(
+        report.has_failures(),
+        "failed/cancelled executions make the run partial"
+    );
+    let p2 = report
+        .executions
+        .iter()
+        .find(|e| e.execution_id == "exec-p2")
+        .unwrap();
+    assert_eq!(
+        p2.execution_status.as_deref(),
+        Some("completed_with_errors")
+    );
+    assert_eq!(p2.source_record_count, Some(321));
+
+    let out = dir.path().join("out");
+    let files: Vec<String> = parquet_files(&out)
+        .iter()
+        .map(|p| p.strip_prefix(&out).unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        files,
+        vec![
+            "news_headlines/task_id=task-news/date=2026-11-26/exec-n1-0.parquet",
+            "product_monitor/task_id=task-products/date=2026-11-27/exec-p1-0.parquet",
+            // created 2026-11-28T23:30-02:00 is the 29th in UTC
+            "product_monitor/task_id=task-products/date=2026-11-29/exec-p2-0.parquet",
+        ]
+    );
+
+    let sc = scenario();
+    let base = sim.base_url();
+    for (task_id, exec, file, n) in [
+        (PRODUCTS_TASK, "exec-p1", &files[1], 1500),
+        (PRODUCTS_TASK, "exec-p2", &files[2], 321),
+        (NEWS_TASK, "exec-n1", &files[0], 777),
+    ] {
+        let batches = read_parquet(&out.join(file));
+        assert_eq!(assert_rows_match(&batches, &sc, task_id, exec, &base), n);
+    }
+
+    // Manifests: one per execution, counts equal to the files.
+    let m: Manifest = Manifest::from_slice(
+        &std::fs::read(out.join("product_monitor/_manifests/task-products/exec-p1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (m.rows, m.records_read, m.source_record_count),
+        (1500, 1500, Some(1500))
+    );
+    assert_eq!(m.files.len(), 1);
+    assert_eq!(
+        m.files[0].path,
+        format!("product_monitor/{}", &files[1]["product_monitor/".len()..])
+    );
+    assert_eq!(
+        m.files[0].bytes,
+        std::fs::metadata(out.join(&files[1])).unwrap().len()
+    );
+    let failed: Manifest = Manifest::from_slice(
+        &std::fs::read(out.join("product_monitor/_manifests/task-products/exec-p3.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(failed.execution_status, "failed");
+    assert!(failed.files.is_empty());
+    assert!(
+        !out.join("product_monitor/_staging").exists()
+            || parquet_files(&out.join("product_monitor/_staging")).is_empty(),
+        "nothing left in staging"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_ingests_nothing_and_rewrites_nothing() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &sim.base_url(), BOTH_TASKS);
+    pipeline::run(&cfg).await.unwrap();
+    let out = dir.path().join("out");
+    let before: Vec<_> = parquet_files(&out)
+        .into_iter()
+        .map(|p| {
+            let m = std::fs::metadata(&p).unwrap();
+            (p, m.len(), m.modified().unwrap())
+        })
+        .collect();
+    let exports_before = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/results/"))
+        .count();
+
+    let again = pipeline::run(&cfg).await.unwrap();
+    assert!(
+        again
+            .executions
+            .iter()
+            .all(|e| e.outcome == Outcome::AlreadyIngested)
+    );
+    assert_eq!(again.executions.len(), 6);
+    assert!(!again.has_failures(), "nothing failed in the second run");
+    let after: Vec<_> = parquet_files(&out)
+        .into_iter()
+        .map(|p| {
+            let m = std::fs::metadata(&p).unwrap();
+            (p, m.len(), m.modified().unwrap())
+        })
+        .collect();
+    assert_eq!(before, after);
+    let exports_after = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/results/"))
+        .count();
+    assert_eq!(exports_before, exports_after, "no export downloaded again");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_roll_at_file_rows_and_leftovers_of_a_crashed_run_are_replaced() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // What a crashed earlier run could have left: a stale extra part and a staged file.
+    let part_dir = out.join("product_monitor/task_id=task-products/date=2026-11-27");
+    std::fs::create_dir_all(&part_dir).unwrap();
+    std::fs::write(part_dir.join("exec-p1-7.parquet"), b"stale").unwrap();
+    std::fs::write(part_dir.join("exec-p1-0.parquet"), b"stale").unwrap();
+    let staged = out.join("product_monitor/_staging/exec-p1/oldrun");
+    std::fs::create_dir_all(&staged).unwrap();
+    std::fs::write(staged.join("part-0.parquet.tmp"), b"partial").unwrap();
+
+    let extra = r#"
+[run]
+file_rows = 600
+batch_rows = 256
+
+[[tasks]]
+id = "task-products"
+executions = ["exec-p1"]
+"#;
+    let cfg = config(dir.path(), &sim.base_url(), extra);
+    let report = pipeline::run(&cfg).await.unwrap();
+    assert_eq!(outcomes(&report)["exec-p1"], (Outcome::Ingested, 1500));
+
+    let names: Vec<String> = parquet_files(&part_dir)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "exec-p1-0.parquet",
+            "exec-p1-1.parquet",
+            "exec-p1-2.parquet"
+        ]
+    );
+    let mut all = Vec::new();
+    let mut sizes = Vec::new();
+    for f in parquet_files(&part_dir) {
+        let b = read_parquet(&f);
+        sizes.push(b.iter().map(|b| b.num_rows()).sum::<usize>());
+        all.extend(b);
+    }
+    assert_eq!(sizes, vec![600, 600, 300]);
+    assert_eq!(
+        assert_rows_match(&all, &scenario(), PRODUCTS_TASK, "exec-p1", &sim.base_url()),
+        1500
+    );
+    assert!(
+        !staged.join("part-0.parquet.tmp").exists(),
+        "stale staging removed"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_selects_only_the_newest_execution() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[[tasks]]
+id = "task-news"
+executions = "latest"
+dataset = "news"
+"#;
+    let cfg = config(dir.path(), &sim.base_url(), extra);
+    let report = pipeline::run(&cfg).await.unwrap();
+    let got = outcomes(&report);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got["exec-n2"], (Outcome::Ingested, 0));
+    assert!(
+        dir.path()
+            .join("out/news/_manifests/task-news/exec-n2.json")
+            .exists()
+    );
+    sim.shutdown().await;
+}
