@@ -65,8 +65,9 @@ enum IngestError {
     },
 }
 
-/// Downloads of one export before its execution is given up for this run.
-const EXPORT_ATTEMPTS: u32 = 3;
+/// Downloads of one export before its execution is given up for this run (as many as the
+/// client's attempts per request: a body can fail in as many ways as a request).
+const EXPORT_ATTEMPTS: u32 = 6;
 
 impl IngestError {
     /// Failures that a fresh download of the same export can cure: a broken or stalled
@@ -83,7 +84,8 @@ impl IngestError {
                 ) => true,
                 _ => false,
             },
-            IngestError::Api(e) => e.is_retryable(),
+            // An HTML page or an error envelope on 200 (a proxy's error page) is transient.
+            IngestError::Api(e) => e.is_retryable() || e.kind() == ApiErrorKind::Protocol,
             IngestError::CountMismatch { .. } => true,
             _ => false,
         }
@@ -390,16 +392,6 @@ async fn ingest(
     report: &mut ExecutionReport,
 ) -> Result<(), IngestError> {
     let execution_id = execution.id.as_str();
-    // Metadata is a hint: when Titan gives a record count we hold the export to it.
-    let source_record_count = match ctx.client.results_meta(execution_id).await {
-        Ok(meta) => meta.record_count,
-        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
-        Err(e) => {
-            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
-            None
-        }
-    };
-    report.source_record_count = source_record_count;
     let key = PartitionKey {
         dataset: task.dataset.clone(),
         task_id: task.task_id.clone(),
@@ -408,8 +400,8 @@ async fn ingest(
     // A body that ends early, isn't data, or doesn't hold the promised record count is
     // downloaded again from the start: nothing of a failed attempt is ever committed.
     let mut attempt = 1;
-    let (parts, records_read) = loop {
-        match export_once(ctx, task, execution, &key, source_record_count).await {
+    let (parts, records_read, source_record_count) = loop {
+        match export_once(ctx, task, execution, &key).await {
             Ok(done) => break done,
             Err(e) if e.is_transient_export_failure() && attempt < EXPORT_ATTEMPTS => {
                 warn!(execution_id, attempt, error = %e, "Export failed, downloading it again");
@@ -421,6 +413,7 @@ async fn ingest(
         }
     };
     report.records_read = records_read;
+    report.source_record_count = source_record_count;
     let rows: u64 = parts.iter().map(|p| p.rows).sum();
     let mut manifest = new_manifest(task, execution, ManifestStatus::Ingested);
     manifest.files = parts
@@ -456,10 +449,20 @@ async fn export_once(
     task: &PlannedTaskInfo,
     execution: &Execution,
     key: &PartitionKey,
-    source_record_count: Option<u64>,
-) -> Result<(Vec<write::StagedPart>, u64), IngestError> {
+) -> Result<(Vec<write::StagedPart>, u64, Option<u64>), IngestError> {
     let execution_id = execution.id.as_str();
     let export = open_export(ctx, execution_id, task.format).await?;
+    // Asked once the export is open, so the results exist: when Titan gives a record
+    // count we hold the export to it. It is only a hint; without it we go on.
+    let source_record_count = match ctx.client.results_meta(execution_id).await {
+        Ok(meta) if meta.available != Some(false) => meta.record_count,
+        Ok(_) => None,
+        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
+        Err(e) => {
+            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
+            None
+        }
+    };
     let mapper = Mapper::new(
         &task.schema,
         Lineage {
@@ -513,7 +516,7 @@ async fn export_once(
         });
     }
     let parts = writer.finish().await?;
-    Ok((parts, records_read))
+    Ok((parts, records_read, source_record_count))
 }
 
 /// Opens the export, retrying a `404` for a while: Titan's results can lag the status flip.
