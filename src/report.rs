@@ -205,6 +205,7 @@ mod tests {
             store: "s".into(),
             totals: Totals::default(),
             tasks_failed: vec![],
+            interrupted: false,
             executions: vec![
                 exec(Outcome::Ingested, 5),
                 exec(Outcome::AlreadyIngested, 7),
