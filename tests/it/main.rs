@@ -6,4 +6,5 @@
 mod cli;
 mod convert;
 mod e2e;
+mod media;
 mod util;
