@@ -235,4 +235,46 @@ mod tests {
         let missing = StringArray::from(vec![Some("u3")]);
         assert!(build(&missing, &outcomes).is_err());
     }
+
+    #[test]
+    fn resolved_batches_round_trip_through_parquet() {
+        use arrow::record_batch::RecordBatch;
+        use parquet::arrow::ArrowWriter;
+        use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+        let ok = Outcome::Stored(MediaRecord {
+            url: "u1".into(),
+            path: "media/t/e/u1.png".into(),
+            sha256: "cd".repeat(32),
+            content_type: None,
+            bytes: 7,
+        });
+        let bad = Outcome::Failed("refused".into());
+        let outcomes: HashMap<&str, &Outcome> = [("u1", &ok), ("u2", &bad)].into();
+        let values = StringArray::from(vec![Some("u1"), None, Some("u2")]);
+        let mapped: SchemaRef = Arc::new(Schema::new(vec![media_field("image", true)]));
+        let schema = resolved_schema(&mapped);
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![build(&values, &outcomes).expect("builds")],
+        )
+        .expect("batch");
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), None).expect("writer");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let back: Vec<RecordBatch> =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(buf))
+                .expect("reader")
+                .build()
+                .expect("build")
+                .collect::<Result<_, _>>()
+                .expect("read");
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].column(0).as_ref(), batch.column(0).as_ref());
+        assert_eq!(
+            back[0].schema().field(0).data_type(),
+            schema.field(0).data_type()
+        );
+    }
 }

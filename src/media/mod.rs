@@ -1,5 +1,5 @@
 //! Media: downloads every media value of a mapped batch into the media store and replaces
-//! the URL column by a struct saying where the file went (see [`column`]).
+//! the URL column by a struct saying where the file went (see [`column`](mod@column)).
 //!
 //! Invariants: downloads are bounded by one semaphore shared by every clone of the fetcher
 //! (all executions of a run); bodies are streamed into the store and hashed on the way,
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tracing::debug;
 
-use crate::api::{ApiError, ApiErrorKind, TitanClient};
+use crate::api::{ApiError, TitanClient};
 use crate::store::{Store, StoreError};
 use column::Outcome;
 pub use fetch::FetchError;
@@ -455,8 +455,8 @@ impl MediaFetcher {
 fn is_credential(e: &FetchError) -> bool {
     match e {
         FetchError::Api(
-            e @ (ApiError::Unauthorized { route, .. } | ApiError::Forbidden { route, .. }),
-        ) => e.kind() == ApiErrorKind::Auth && route.starts_with('/'),
+            ApiError::Unauthorized { route, .. } | ApiError::Forbidden { route, .. },
+        ) => route.starts_with('/'),
         _ => false,
     }
 }

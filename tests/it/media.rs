@@ -760,3 +760,32 @@ async fn concurrency_is_bounded_across_executions() {
     assert_eq!(peak.load(Ordering::SeqCst), 3);
     assert_eq!(fetcher.stats().downloaded, 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_token_fails_the_batch_even_under_record() {
+    let (sim, sc) = start(false).await;
+    let base = sim.base_url();
+    let mut cfg = ApiConfig::new(
+        Url::parse(&base).unwrap(),
+        Token::new("not-the-token").unwrap(),
+    );
+    cfg.rate_limit_per_minute = None;
+    let dir = tempfile::tempdir().unwrap();
+    let fetcher = MediaFetcher::new(
+        TitanClient::new(cfg).unwrap(),
+        local_store(dir.path()),
+        settings(MediaLayout::ByExecution, MediaErrorPolicy::Record),
+    );
+    let input = sim_batch(&sc, "exec-a", &[0, 1], &base);
+    let err = fetcher
+        .resolve_batch(&input, TASK, "exec-a", &KnownMedia::empty())
+        .await
+        .expect_err("401 is not a per-file problem");
+    assert_eq!(
+        err.api_error().map(ApiError::kind),
+        Some(ApiErrorKind::Auth),
+        "{err}"
+    );
+    assert_eq!(fetcher.stats().failed, 0);
+    sim.shutdown().await;
+}
