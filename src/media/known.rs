@@ -125,6 +125,12 @@ impl KnownMedia {
         self.len() == 0
     }
 
+    /// Distinct values of this execution that could not be stored in this run (their rows
+    /// carry the error), for the manifest and the execution report.
+    pub fn failed_count(&self) -> usize {
+        self.lock().failed.len()
+    }
+
     /// The stored file of `value`, if known.
     pub fn get(&self, value: &str) -> Option<MediaRecord> {
         self.lock().stored.get(value).cloned()

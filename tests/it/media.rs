@@ -388,8 +388,9 @@ async fn oversize_missing_and_refused_media_are_recorded_or_fail_per_policy() {
         store.clone(),
         settings(MediaLayout::ByExecution, MediaErrorPolicy::Record),
     );
+    let known = KnownMedia::empty();
     let (out, records) = record
-        .resolve_batch(&input, TASK, "exec-a", &KnownMedia::empty())
+        .resolve_batch(&input, TASK, "exec-a", &known)
         .await
         .unwrap();
     let mut oversize = 0;
@@ -430,6 +431,20 @@ async fn oversize_missing_and_refused_media_are_recorded_or_fail_per_policy() {
     assert_eq!(records.len(), rows.len() - oversize);
     let stats = record.stats();
     assert_eq!(stats.failed as usize, oversize + 2);
+    assert_eq!(known.failed_count(), oversize + 2);
+    // A later batch repeating a failed value reuses its error without a request.
+    let before = downloads(&sim);
+    let again = batch(vec![0], vec![("image", vec![Some(missing.clone())])]);
+    let (out2, _) = record
+        .resolve_batch(&again, TASK, "exec-a", &known)
+        .await
+        .unwrap();
+    assert_eq!(downloads(&sim), before);
+    assert_eq!(
+        cell(&out2, "image", 0).unwrap()["error"],
+        Some(err_of(n - 2))
+    );
+    assert_eq!(record.stats().failed as usize, oversize + 2);
     assert_eq!(stats.downloaded as usize, rows.len() - oversize);
 
     // Under `fail`, each of the three fails the batch with the API error.
