@@ -7,4 +7,5 @@ mod cli;
 mod convert;
 mod e2e;
 mod faults;
+mod media;
 mod util;
