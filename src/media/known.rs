@@ -60,15 +60,17 @@ impl KnownMedia {
         let index = layout::index_prefix(task_id, execution_id);
         let listed = store.list(&prefix).await.map_err(store_err)?;
         let sizes: HashMap<&Path, u64> = listed.iter().map(|m| (&m.location, m.size)).collect();
-        let entries: Vec<&Path> = listed
+        // Owned paths: a stream closure over borrowed items is not `Send` for every
+        // lifetime, which the pipeline's spawned futures need.
+        let entries: Vec<Path> = listed
             .iter()
-            .map(|m| &m.location)
+            .map(|m| m.location.clone())
             .filter(|p| p.prefix_match(&index).is_some() && p.extension() == Some("json"))
             .collect();
         let sizes = &sizes;
         let records: Vec<Option<MediaRecord>> = futures::stream::iter(entries)
             .map(|entry| async move {
-                let Some(bytes) = store.get_opt(entry).await? else {
+                let Some(bytes) = store.get_opt(&entry).await? else {
                     return Ok(None);
                 };
                 let record = match serde_json::from_slice::<MediaRecord>(&bytes) {

@@ -357,7 +357,7 @@ impl MediaFetcher {
         known: &KnownMedia,
     ) -> Result<Vec<(usize, Outcome)>, MediaError> {
         let inner = &self.inner;
-        let mut downloads = futures::stream::iter(to_fetch.iter().map(|&slot| {
+        let mut downloads = futures::stream::iter(to_fetch.iter().copied().map(|slot| {
             let value = distinct[slot];
             async move { (slot, self.fetch_one(value, task_id, execution_id).await) }
         }))
