@@ -45,8 +45,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens the store for `cfg.url`. Cloud credentials come from the environment variables
-    /// the cloud's own tools use (`AWS_*`, `GOOGLE_*`, `AZURE_*`), then from `cfg.options`.
+    /// Opens the store for `cfg.url`. Cloud credentials and endpoints come from the
+    /// environment variables the cloud's own tools use (`AWS_*`, `GOOGLE_*`, `AZURE_*`),
+    /// and `cfg.options` override them. A plain-http endpoint is accepted on loopback
+    /// (emulators) and elsewhere only with the backend's `*_allow_http` option.
     pub fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
         let url = &cfg.url;
         let display = redact_url(url);
