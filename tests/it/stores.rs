@@ -1,23 +1,33 @@
 //! Cloud stores against real servers started by each test: S3 on moto, Azure Blob on
 //! Azurite. Per backend: `Store` conformance (with a multipart upload), the pipeline
-//! writing Parquet and manifests there, and the real binary taking the cloud's own
-//! environment variables. Tests never touch the process environment: in-process runs get
+//! writing Parquet and manifests there, media fetched into it, and the real binary taking
+//! the cloud's own environment variables. Tests never touch the process environment: in-process runs get
 //! credentials through `[store.options]`, the binary through its child environment.
 
 #[path = "../support/servers.rs"]
 mod servers;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path as FsPath;
+use std::sync::Arc;
 
+use arrow::array::{RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
 use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use sha2::{Digest, Sha256};
+use titan_connector::api::{ApiConfig, TitanClient, Token};
 use titan_connector::config::{Config, Env, Overrides, StoreConfig, env::vars};
+use titan_connector::media::{
+    KnownMedia, MediaErrorPolicy, MediaFetcher, MediaLayout, MediaSettings,
+};
 use titan_connector::pipeline;
 use titan_connector::report::Outcome;
+use titan_connector::schema::TYPE_METADATA_KEY;
+use titan_connector::sim::data::{self, SimValue};
 use titan_connector::store::Store;
 use titan_connector::write::Manifest;
 use tokio::io::AsyncWriteExt;
@@ -231,7 +241,7 @@ fn store_config(
     Config::load(&path, &env, &overrides).unwrap()
 }
 
-fn read_parquet_bytes(b: Bytes) -> Vec<arrow::array::RecordBatch> {
+fn read_parquet_bytes(b: Bytes) -> Vec<RecordBatch> {
     ParquetRecordBatchReaderBuilder::try_new(b)
         .unwrap()
         .build()
@@ -470,4 +480,117 @@ async fn azure_binary_takes_a_connection_string_or_the_emulator_variables() {
         &opts,
     )
     .await;
+}
+
+/// Media fetched content-addressed into the store: each stored file equals the
+/// simulator's bytes, the staging area is empty, and a second pass reuses everything.
+async fn media_round_trip(store_url: &str, options: &[(String, String)]) {
+    const IMAGE_URL: usize = 5; // column of `image_url` in the products task
+    let sim = start_sim().await;
+    let base = sim.base_url();
+    let sc = scenario();
+    let task = task(&sc, PRODUCTS_TASK);
+    let rows: Vec<u64> = (0..24).collect();
+    let values: Vec<Option<String>> = rows
+        .iter()
+        .map(
+            |&r| match data::value(sc.seed, task, "exec-p1", r, IMAGE_URL, &base) {
+                SimValue::Str(s) => Some(s),
+                _ => None,
+            },
+        )
+        .collect();
+    let field =
+        Field::new("image_url", DataType::Utf8, true).with_metadata([(TYPE_METADATA_KEY, "media")]);
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![field])),
+        vec![Arc::new(StringArray::from(values.clone()))],
+    )
+    .unwrap();
+    let store = open(store_url, options);
+    let fetcher = || {
+        let mut api = ApiConfig::new(Url::parse(&base).unwrap(), Token::new(TOKEN).unwrap());
+        api.rate_limit_per_minute = None;
+        MediaFetcher::new(
+            TitanClient::new(api).unwrap(),
+            store.clone(),
+            MediaSettings {
+                layout: MediaLayout::ContentAddressed,
+                concurrency: 4,
+                on_error: MediaErrorPolicy::Fail,
+                enabled: true,
+            },
+        )
+    };
+
+    let first = fetcher();
+    let (_, records) = first
+        .resolve_batch(&batch, PRODUCTS_TASK, "exec-p1", &KnownMedia::empty())
+        .await
+        .unwrap();
+    let want: BTreeSet<String> = rows
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_some())
+        .map(|(&r, _)| {
+            let (_, bytes) = data::media_bytes(sc.seed, "exec-p1", &data::media_id(r, IMAGE_URL));
+            hex::encode(Sha256::digest(&bytes))
+        })
+        .collect();
+    assert!(!want.is_empty(), "the scenario has media values");
+    let got: BTreeSet<String> = records.iter().map(|r| r.sha256.clone()).collect();
+    assert_eq!(got, want);
+    for r in &records {
+        let stored = store
+            .get_opt(&Path::parse(&r.path).unwrap())
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} not stored", r.path));
+        assert_eq!(hex::encode(Sha256::digest(&stored)), r.sha256, "{}", r.path);
+        assert_eq!(stored.len() as u64, r.bytes);
+    }
+    assert_eq!(
+        locations(&store, "media/_staging").await,
+        Vec::<String>::new()
+    );
+
+    // A re-run: the index in the store says everything is there intact.
+    let known = KnownMedia::load(&store, PRODUCTS_TASK, "exec-p1")
+        .await
+        .unwrap();
+    assert_eq!(known.len(), records.len());
+    let downloads = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/download"))
+            .count()
+    };
+    let before = downloads();
+    let second = fetcher();
+    let (_, again) = second
+        .resolve_batch(&batch, PRODUCTS_TASK, "exec-p1", &known)
+        .await
+        .unwrap();
+    assert_eq!(again, records);
+    let stats = second.stats();
+    assert_eq!(
+        (stats.downloaded, stats.reused as usize),
+        (0, records.len())
+    );
+    assert_eq!(downloads(), before, "a re-run downloads nothing");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_media_is_stored_content_addressed_and_reused() {
+    let moto = moto();
+    moto.create_bucket("media");
+    media_round_trip("s3://media/lake", &s3_options(&moto)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_media_is_stored_content_addressed_and_reused() {
+    let azurite = azurite();
+    azurite.create_container("media");
+    media_round_trip("az://media/lake", &azure_options(&azurite)).await;
 }
