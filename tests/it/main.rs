@@ -8,4 +8,5 @@ mod convert;
 mod e2e;
 mod faults;
 mod media;
+mod stores;
 mod util;
