@@ -352,14 +352,12 @@ fn media(raw: &StringArray, pre: &Pre<'_>, nullable: bool) -> Coerced {
     text(raw, pre, nullable, None)
 }
 
+/// Checks a text value without converting it (JSON validity).
+type Validate = fn(&str) -> Result<(), RejectReason>;
+
 /// Text-valued columns (string, media, json). Zero-copy when the text step changes nothing,
 /// new nulls over the same buffers when it only nulls values, else a rebuilt array.
-fn text(
-    raw: &StringArray,
-    pre: &Pre<'_>,
-    nullable: bool,
-    validate: Option<fn(&str) -> Result<(), RejectReason>>,
-) -> Coerced {
+fn text(raw: &StringArray, pre: &Pre<'_>, nullable: bool, validate: Option<Validate>) -> Coerced {
     let check = |t: &str| validate.map_or(Ok(()), |v| v(t));
     if pre.is_identity() && validate.is_none() {
         let rejects = match (nullable, raw.nulls()) {
@@ -709,8 +707,10 @@ mod tests {
             "decimal(12,2) (exact decimal number) with at most 2 fractional digits"
         );
         assert_eq!(expected(&ColumnType::Timestamp, &tf), "timestamp (iso8601)");
-        let mut tf = Transform::default();
-        tf.formats = vec!["epoch_millis".parse().unwrap(), "%d/%m/%Y".parse().unwrap()];
+        let tf = Transform {
+            formats: vec!["epoch_millis".parse().unwrap(), "%d/%m/%Y".parse().unwrap()],
+            ..Transform::default()
+        };
         assert_eq!(
             expected(&ColumnType::Timestamp, &tf),
             "timestamp (epoch_millis, %d/%m/%Y)"

@@ -528,7 +528,7 @@ mod tests {
             &|s| s.columns[2].nullable = false,
             &|s| s.columns[2].source = "ccy".into(),
             &|s| s.columns[2].name = "ccy".into(),
-            &|s| s.version = 2,
+            &|s| s.version = 3,
             &|s| s.columns.swap(2, 3),
             &|s| s.columns[1].transform.thousands_separator = None,
             &|s| s.columns[2].default = Some("USD".into()),
