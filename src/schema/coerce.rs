@@ -146,7 +146,14 @@ impl<'a> Pre<'a> {
             return self.default;
         };
         let s = if self.trim { s.trim() } else { s };
-        if (self.blank_null && s.trim().is_empty())
+        let blank = || {
+            if self.trim {
+                s.is_empty()
+            } else {
+                s.trim().is_empty()
+            }
+        };
+        if (self.blank_null && blank())
             || (!self.null_values.is_empty() && {
                 let t = s.trim();
                 self.null_values.iter().any(|n| n.eq_ignore_ascii_case(t))

@@ -1,8 +1,9 @@
 //! Target schemas: what typed columns an export becomes, and the mapper that gets it there.
 //!
-//! A [`TargetSchema`] comes from a schema file (`schemas/*.json`, see `schemas/README.md`)
-//! or is derived from a task's `output_schema`. Invariant: every `TargetSchema` handed out by
-//! a constructor here has passed [`TargetSchema::validate`], so the mapper can trust it.
+//! A [`TargetSchema`] comes from a schema file (`schemas/README.md`), a task's `output_schema`,
+//! inference or evolution; [`Mapper`] maps raw batches under a [`BadRowPolicy`] and
+//! [`QuarantineEncoder`] writes its rejects. Invariant: constructors here return only
+//! schemas that passed [`TargetSchema::validate`], so the mapper can trust them.
 
 mod coerce;
 mod derive;
@@ -548,6 +549,19 @@ mod tests {
                 .unwrap()
                 .fingerprint()
         );
+    }
+
+    /// The first example of schemas/README.md is a valid schema file.
+    #[test]
+    fn readme_example_loads() {
+        let readme = include_str!("../../schemas/README.md");
+        let start = readme.find("```json\n").unwrap() + "```json\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let schema = TargetSchema::from_json_str(&readme[start..end], "README").unwrap();
+        let sources: Vec<SourcePath> = schema.columns.iter().map(ColumnSpec::source_path).collect();
+        assert_eq!(sources[2], SourcePath::parse("seller.name"));
+        assert_eq!(schema.columns[4].transform.split.as_deref(), Some("|"));
+        assert_eq!(schema.source_fields()[2], "seller");
     }
 
     #[test]
