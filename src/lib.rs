@@ -17,8 +17,10 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod decode;
 pub mod format;
+pub mod media;
 pub mod partition;
 pub mod pipeline;
 pub mod report;
@@ -27,5 +29,6 @@ pub mod sim;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;
+pub mod transcode;
 pub mod waiter;
 pub mod write;

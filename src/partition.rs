@@ -39,6 +39,41 @@ impl PartitionKey {
     }
 }
 
+/// Where the parts of one unit of output (an execution, or a converted file) are staged
+/// and where they land: `<staging_dir>/part-<n>.parquet.tmp` → `<final_dir>/<stem>-<n>.parquet`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartNames {
+    pub staging_dir: Path,
+    pub final_dir: Path,
+    pub stem: String,
+}
+
+impl PartNames {
+    /// The names of an execution's parts in its partition; `run_id` keeps concurrent or
+    /// crashed runs' staging areas apart.
+    pub fn for_execution(key: &PartitionKey, execution_id: &str, run_id: &str) -> Self {
+        PartNames {
+            staging_dir: staging_prefix(&key.dataset, execution_id).join(run_id),
+            final_dir: key.prefix(),
+            stem: execution_id.to_string(),
+        }
+    }
+
+    /// Staged location of part `n`.
+    pub fn staging(&self, n: usize) -> Path {
+        self.staging_dir
+            .clone()
+            .join(PathPart::from(format!("part-{n}.parquet.tmp")))
+    }
+
+    /// Final location of part `n`.
+    pub fn final_path(&self, n: usize) -> Path {
+        self.final_dir
+            .clone()
+            .join(PathPart::from(format!("{}-{n}.parquet", self.stem)))
+    }
+}
+
 /// `<dataset>/task_id=<task>`: every partition of a task, for orphan clean-up.
 pub fn task_prefix(dataset: &str, task_id: &str) -> Path {
     Path::from_iter([
@@ -57,19 +92,8 @@ pub fn manifest_path(dataset: &str, task_id: &str, execution_id: &str) -> Path {
     ])
 }
 
-/// `<dataset>/_staging/<execution>/<run>/part-<n>.parquet.tmp`: invisible to
-/// `**/*.parquet` globs and to readers that skip `_`-folders.
-pub fn staging_path(dataset: &str, execution_id: &str, run_id: &str, n: usize) -> Path {
-    Path::from_iter([
-        PathPart::from(dataset),
-        PathPart::from(STAGING_DIR),
-        PathPart::from(execution_id),
-        PathPart::from(run_id),
-        PathPart::from(format!("part-{n}.parquet.tmp")),
-    ])
-}
-
-/// `<dataset>/_staging/<execution>`: everything staged for an execution by any run.
+/// `<dataset>/_staging/<execution>`: everything staged for an execution by any run. Staged
+/// parts end in `.tmp`, invisible to `**/*.parquet` globs and to readers that skip `_`-folders.
 pub fn staging_prefix(dataset: &str, execution_id: &str) -> Path {
     Path::from_iter([
         PathPart::from(dataset),
@@ -122,10 +146,12 @@ mod tests {
             manifest_path("products", "7f1c", "0b6e").as_ref(),
             "products/_manifests/7f1c/0b6e.json"
         );
+        let names = PartNames::for_execution(&k, "0b6e", "r1");
         assert_eq!(
-            staging_path("products", "0b6e", "r1", 0).as_ref(),
+            names.staging(0).as_ref(),
             "products/_staging/0b6e/r1/part-0.parquet.tmp"
         );
+        assert_eq!(names.final_path(3), k.part_path("0b6e", 3));
     }
 
     #[test]

@@ -8,18 +8,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
 use crate::config::Config;
 use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
-use crate::partition::{self, PartitionKey};
+use crate::partition::{self, PartNames, PartitionKey};
 use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
 use crate::schema::{Lineage, Mapper, TargetSchema};
 use crate::store::{Store, StoreError};
 use crate::tasks::{self, ExecutionSelector, TaskSpec};
+use crate::transcode::{TranscodeError, transcode};
 use crate::waiter;
 use crate::write::{self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, WriterSettings};
 
@@ -30,6 +32,8 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Why one execution could not be ingested.
@@ -40,21 +44,17 @@ enum IngestError {
     #[error(transparent)]
     Wait(#[from] waiter::WaitError),
     #[error("export of execution {execution_id}: {source}")]
-    Decode {
+    Transcode {
         execution_id: String,
         #[source]
-        source: crate::decode::DecodeError,
-    },
-    #[error("execution {execution_id}: {source}")]
-    Map {
-        execution_id: String,
-        #[source]
-        source: crate::schema::MapError,
+        source: TranscodeError<ApiError>,
     },
     #[error(transparent)]
     Write(#[from] write::WriteError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("interrupted")]
+    Interrupted,
     #[error(
         "execution {execution_id}: the export held {read} records but Titan reports {expected}"
     )]
@@ -65,11 +65,40 @@ enum IngestError {
     },
 }
 
+/// Downloads of one export before its execution is given up for this run (as many as the
+/// client's attempts per request: a body can fail in as many ways as a request).
+const EXPORT_ATTEMPTS: u32 = 6;
+
 impl IngestError {
+    /// Failures that a fresh download of the same export can cure: a broken or stalled
+    /// body, a truncated or non-data body (an HTML error page on 200), a count mismatch.
+    fn is_transient_export_failure(&self) -> bool {
+        use crate::decode::DecodeError;
+        match self {
+            IngestError::Transcode { source, .. } => match source {
+                TranscodeError::Source(e) => e.is_retryable(),
+                TranscodeError::Decode(
+                    DecodeError::Truncated { .. }
+                    | DecodeError::NotData { .. }
+                    | DecodeError::Empty { .. },
+                ) => true,
+                _ => false,
+            },
+            // An HTML page or an error envelope on 200 (a proxy's error page) is transient.
+            IngestError::Api(e) => e.is_retryable() || e.kind() == ApiErrorKind::Protocol,
+            IngestError::CountMismatch { .. } => true,
+            _ => false,
+        }
+    }
+
     fn api_kind(&self) -> Option<ApiErrorKind> {
         match self {
             IngestError::Api(e) => Some(e.kind()),
             IngestError::Wait(waiter::WaitError::Api { source, .. }) => Some(source.kind()),
+            IngestError::Transcode {
+                source: TranscodeError::Source(e),
+                ..
+            } => Some(e.kind()),
             _ => None,
         }
     }
@@ -102,6 +131,13 @@ const RESULTS_LAG_WINDOW: Duration = Duration::from_secs(60);
 /// Runs the pipeline for `cfg` and returns the report. Per-execution failures are in the
 /// report; `Err` means the run as a whole could not proceed.
 pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
+    run_until(cfg, CancellationToken::new()).await
+}
+
+/// [`run`], stopping early when `shutdown` is cancelled (SIGTERM/SIGINT): no new execution
+/// is started, in-flight downloads are abandoned with their staged parts deleted, commits
+/// already under way finish. The report then has `interrupted` set.
+pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let run_id = uuid::Uuid::new_v4().simple().to_string();
@@ -127,6 +163,11 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
                     format: planned.spec.format,
                 });
                 for execution in planned.executions {
+                    if let Some(shard) = cfg.shard
+                        && !shard.owns(&execution.id)
+                    {
+                        continue;
+                    }
                     let manifest =
                         partition::manifest_path(&info.dataset, &info.task_id, &execution.id);
                     if store.exists(&manifest).await? {
@@ -160,12 +201,15 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
         store: store.clone(),
         cfg: cfg.clone(),
         run_id: run_id.clone(),
+        shutdown: shutdown.clone(),
     });
     let mut results = futures::stream::iter(work.into_iter().map(|item| {
         let ctx = Arc::clone(&ctx);
         async move { process(&ctx, item).await }
     }))
-    .buffer_unordered(cfg.run.concurrency);
+    .take_until(shutdown.clone().cancelled_owned())
+    .buffer_unordered(cfg.run.concurrency)
+    .boxed();
     while let Some(r) = results.next().await {
         match r {
             Ok(report) => reports.push(report),
@@ -188,6 +232,7 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
             ..Totals::default()
         },
         tasks_failed,
+        interrupted: shutdown.is_cancelled(),
         executions: reports,
     };
     report.tally();
@@ -278,6 +323,7 @@ struct Ctx {
     store: Store,
     cfg: Config,
     run_id: String,
+    shutdown: CancellationToken,
 }
 
 /// Waits for and ingests one execution. `Err` only for errors that must stop the run.
@@ -286,10 +332,13 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError>
     let mut report = skipped_report(&task, &execution);
     report.outcome = Outcome::Failed;
     let wait_start = Instant::now();
-    let finished = match waiter::wait_from(&ctx.client, execution, &ctx.cfg.wait).await {
+    let waited = tokio::select! {
+        r = waiter::wait_from(&ctx.client, execution, &ctx.cfg.wait) => r.map_err(IngestError::from),
+        () = ctx.shutdown.cancelled() => Err(IngestError::Interrupted),
+    };
+    let finished = match waited {
         Ok(e) => e,
         Err(e) => {
-            let e = IngestError::from(e);
             if e.api_kind() == Some(ApiErrorKind::Auth) {
                 return Err(fatal(e));
             }
@@ -321,16 +370,18 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError>
     }
 }
 
+/// Turns an execution's authentication failure into the run's: with a rejected token no
+/// other execution can succeed either.
 fn fatal(e: IngestError) -> RunError {
     match e {
-        IngestError::Api(a) | IngestError::Wait(waiter::WaitError::Api { source: a, .. }) => {
-            RunError::Api(a)
-        }
+        IngestError::Api(a)
+        | IngestError::Wait(waiter::WaitError::Api { source: a, .. })
+        | IngestError::Transcode {
+            source: TranscodeError::Source(a),
+            ..
+        } => RunError::Api(a),
         IngestError::Store(s) => RunError::Store(s),
-        other => RunError::Store(StoreError::Open {
-            url: String::new(),
-            message: other.to_string(),
-        }),
+        other => RunError::Other(other.to_string()),
     }
 }
 
@@ -341,69 +392,28 @@ async fn ingest(
     report: &mut ExecutionReport,
 ) -> Result<(), IngestError> {
     let execution_id = execution.id.as_str();
-    // Metadata is a hint: when Titan gives a record count we hold the export to it.
-    let source_record_count = match ctx.client.results_meta(execution_id).await {
-        Ok(meta) => meta.record_count,
-        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
-        Err(e) => {
-            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
-            None
-        }
-    };
-    report.source_record_count = source_record_count;
-    let export = open_export(ctx, execution_id, task.format).await?;
-
     let key = PartitionKey {
         dataset: task.dataset.clone(),
         task_id: task.task_id.clone(),
         date: partition_date(execution),
     };
-    let mapper = Mapper::new(
-        &task.schema,
-        Lineage {
-            task_id: task.task_id.clone(),
-            execution_id: execution_id.to_string(),
-        },
-    );
-    let mut writer = ExecutionWriter::new(
-        ctx.store.clone(),
-        key.clone(),
-        execution_id,
-        &ctx.run_id,
-        mapper.arrow_schema(),
-        WriterSettings {
-            row_group_rows: ctx.cfg.run.row_group_rows,
-            file_rows: ctx.cfg.run.file_rows,
-            zstd_level: 3,
-            schema_fingerprint: task.schema.fingerprint(),
-        },
-    )?;
-    let mut decoder = RawDecoder::new(
-        task.format,
-        task.schema.source_fields(),
-        DecoderOptions {
-            batch_rows: ctx.cfg.run.batch_rows,
-            ..DecoderOptions::default()
-        },
-    );
-    let streamed = stream_into(execution_id, export, &mut decoder, &mapper, &mut writer).await;
-    if let Err(e) = streamed {
-        writer.abort().await;
-        return Err(e);
-    }
-    let records_read = decoder.records();
+    // A body that ends early, isn't data, or doesn't hold the promised record count is
+    // downloaded again from the start: nothing of a failed attempt is ever committed.
+    let mut attempt = 1;
+    let (parts, records_read, source_record_count) = loop {
+        match export_once(ctx, task, execution, &key).await {
+            Ok(done) => break done,
+            Err(e) if e.is_transient_export_failure() && attempt < EXPORT_ATTEMPTS => {
+                warn!(execution_id, attempt, error = %e, "Export failed, downloading it again");
+                report.retries += 1;
+                tokio::time::sleep(Duration::from_millis(500) * attempt).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     report.records_read = records_read;
-    if let Some(expected) = source_record_count
-        && expected != records_read
-    {
-        writer.abort().await;
-        return Err(IngestError::CountMismatch {
-            execution_id: execution_id.to_string(),
-            read: records_read,
-            expected,
-        });
-    }
-    let parts = writer.finish().await?;
+    report.source_record_count = source_record_count;
     let rows: u64 = parts.iter().map(|p| p.rows).sum();
     let mut manifest = new_manifest(task, execution, ManifestStatus::Ingested);
     manifest.files = parts
@@ -432,6 +442,83 @@ async fn ingest(
     Ok(())
 }
 
+/// Downloads and transcodes the export once into staged parts; on any failure the staged
+/// parts are deleted.
+async fn export_once(
+    ctx: &Ctx,
+    task: &PlannedTaskInfo,
+    execution: &Execution,
+    key: &PartitionKey,
+) -> Result<(Vec<write::StagedPart>, u64, Option<u64>), IngestError> {
+    let execution_id = execution.id.as_str();
+    let export = open_export(ctx, execution_id, task.format).await?;
+    // Asked once the export is open, so the results exist: when Titan gives a record
+    // count we hold the export to it. It is only a hint; without it we go on.
+    let source_record_count = match ctx.client.results_meta(execution_id).await {
+        Ok(meta) if meta.available != Some(false) => meta.record_count,
+        Ok(_) => None,
+        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
+        Err(e) => {
+            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
+            None
+        }
+    };
+    let mapper = Mapper::new(
+        &task.schema,
+        Lineage {
+            task_id: task.task_id.clone(),
+            execution_id: execution_id.to_string(),
+        },
+    );
+    let mut writer = ExecutionWriter::new(
+        ctx.store.clone(),
+        PartNames::for_execution(key, execution_id, &ctx.run_id),
+        mapper.arrow_schema(),
+        WriterSettings {
+            row_group_rows: ctx.cfg.run.row_group_rows,
+            file_rows: ctx.cfg.run.file_rows,
+            zstd_level: write::DEFAULT_ZSTD_LEVEL,
+            schema_fingerprint: task.schema.fingerprint(),
+        },
+    )?;
+    let decoder = RawDecoder::new(
+        task.format,
+        task.schema.source_fields(),
+        DecoderOptions {
+            batch_rows: ctx.cfg.run.batch_rows,
+            ..DecoderOptions::default()
+        },
+    );
+    let transcoded = tokio::select! {
+        r = transcode(export.body, decoder, mapper, &mut writer) => r.map_err(|source| {
+            IngestError::Transcode {
+                execution_id: execution_id.to_string(),
+                source,
+            }
+        }),
+        () = ctx.shutdown.cancelled() => Err(IngestError::Interrupted),
+    };
+    let records_read = match transcoded {
+        Ok(t) => t.records,
+        Err(e) => {
+            writer.abort().await;
+            return Err(e);
+        }
+    };
+    if let Some(expected) = source_record_count
+        && expected != records_read
+    {
+        writer.abort().await;
+        return Err(IngestError::CountMismatch {
+            execution_id: execution_id.to_string(),
+            read: records_read,
+            expected,
+        });
+    }
+    let parts = writer.finish().await?;
+    Ok((parts, records_read, source_record_count))
+}
+
 /// Opens the export, retrying a `404` for a while: Titan's results can lag the status flip.
 async fn open_export(
     ctx: &Ctx,
@@ -455,52 +542,6 @@ async fn open_export(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-async fn stream_into(
-    execution_id: &str,
-    export: crate::api::ExportStream,
-    decoder: &mut RawDecoder,
-    mapper: &Mapper,
-    writer: &mut ExecutionWriter,
-) -> Result<(), IngestError> {
-    let decode_err = |source| IngestError::Decode {
-        execution_id: execution_id.to_string(),
-        source,
-    };
-    let mut next_row: u64 = 1;
-    let mut body = export.body;
-    while let Some(chunk) = body.try_next().await? {
-        decoder.push(&chunk).map_err(decode_err)?;
-        while let Some(raw) = decoder.next_batch() {
-            write_batch(execution_id, &raw, &mut next_row, mapper, writer).await?;
-        }
-    }
-    if let Some(raw) = decoder.finish().map_err(decode_err)? {
-        write_batch(execution_id, &raw, &mut next_row, mapper, writer).await?;
-    }
-    while let Some(raw) = decoder.next_batch() {
-        write_batch(execution_id, &raw, &mut next_row, mapper, writer).await?;
-    }
-    Ok(())
-}
-
-async fn write_batch(
-    execution_id: &str,
-    raw: &arrow::record_batch::RecordBatch,
-    next_row: &mut u64,
-    mapper: &Mapper,
-    writer: &mut ExecutionWriter,
-) -> Result<(), IngestError> {
-    let mapped = mapper
-        .map(raw, *next_row)
-        .map_err(|source| IngestError::Map {
-            execution_id: execution_id.to_string(),
-            source,
-        })?;
-    *next_row += raw.num_rows() as u64;
-    writer.write(&mapped).await?;
-    Ok(())
 }
 
 /// Records a failed/cancelled execution so later runs don't wait for it again.
@@ -559,6 +600,7 @@ fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionRep
         bytes: 0,
         wait_ms: 0,
         ingest_ms: 0,
+        retries: 0,
         error: None,
     }
 }

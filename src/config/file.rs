@@ -47,6 +47,12 @@ pub struct ApiSection {
     pub allow_insecure_http: Option<bool>,
     /// Attempts per request, the first included (1 = never retry).
     pub max_attempts: Option<u32>,
+    /// Client-side request budget shared by the whole process; 0 turns it off.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Hosts other than the API's from which media may be fetched (never with the token).
+    pub media_allowed_hosts: Option<Vec<String>>,
+    /// Largest media file fetched, in bytes.
+    pub max_media_bytes: Option<u64>,
 }
 
 /// `[store]`: where Parquet, manifests and media go.

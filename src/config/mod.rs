@@ -14,7 +14,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
-use crate::tasks::{self, ExecutionSelector, TaskSpec};
+use crate::tasks::{self, ExecutionSelector, Shard, TaskSpec};
 use crate::waiter::WaitPolicy;
 pub use env::Env;
 use file::{ConfigFile, ExecutionsRaw};
@@ -60,6 +60,7 @@ pub struct Overrides {
     pub tasks_file: Option<PathBuf>,
     pub store: Option<String>,
     pub concurrency: Option<usize>,
+    pub shard: Option<Shard>,
 }
 
 /// Where output goes.
@@ -99,6 +100,8 @@ pub struct Config {
     pub run: RunOptions,
     pub wait: WaitPolicy,
     pub tasks: Vec<TaskSpec>,
+    /// This worker's share of the executions, if the work is split.
+    pub shard: Option<Shard>,
     /// The file this came from (for messages).
     pub path: PathBuf,
 }
@@ -173,6 +176,17 @@ impl Config {
                 ));
             }
             api.retry.max_attempts = n;
+        }
+        match file.api.rate_limit_per_minute {
+            Some(0) => api.rate_limit_per_minute = None,
+            Some(n) => api.rate_limit_per_minute = Some(n),
+            None => {}
+        }
+        if let Some(hosts) = &file.api.media_allowed_hosts {
+            api.media_allowed_hosts = hosts.clone();
+        }
+        if let Some(n) = file.api.max_media_bytes {
+            api.max_media_bytes = Some(n);
         }
 
         // [store]
@@ -322,6 +336,7 @@ impl Config {
             run,
             wait,
             tasks: specs,
+            shard: overrides.shard,
             path: path.to_path_buf(),
         })
     }

@@ -18,6 +18,9 @@ pub use parquet::{ExecutionWriter, StagedPart, WriterSettings};
 
 use crate::store::StoreError;
 
+/// zstd level for Parquet pages: level 3 is zstd's own default, a good size/speed balance.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
 /// Errors while writing or committing output.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

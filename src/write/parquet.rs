@@ -17,7 +17,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 
 use super::WriteError;
-use crate::partition::{self, PartitionKey};
+use crate::partition::PartNames;
 use crate::store::Store;
 
 /// Parquet layout settings.
@@ -70,9 +70,7 @@ struct OpenPart {
 /// Writes one execution's batches into staged Parquet parts.
 pub struct ExecutionWriter {
     store: Store,
-    key: PartitionKey,
-    execution_id: String,
-    run_id: String,
+    names: PartNames,
     schema: SchemaRef,
     settings: WriterSettings,
     props: WriterProperties,
@@ -81,21 +79,18 @@ pub struct ExecutionWriter {
 }
 
 impl ExecutionWriter {
-    /// `run_id` keeps concurrent or crashed runs' staging areas apart.
+    /// Parts are staged and named as `names` says; `names.stem` (the execution id) also
+    /// goes into each file's metadata.
     pub fn new(
         store: Store,
-        key: PartitionKey,
-        execution_id: &str,
-        run_id: &str,
+        names: PartNames,
         schema: SchemaRef,
         settings: WriterSettings,
     ) -> Result<Self, WriteError> {
-        let props = settings.properties(execution_id)?;
+        let props = settings.properties(&names.stem)?;
         Ok(ExecutionWriter {
             store,
-            key,
-            execution_id: execution_id.to_string(),
-            run_id: run_id.to_string(),
+            names,
             schema,
             settings,
             props,
@@ -108,10 +103,6 @@ impl ExecutionWriter {
     pub fn rows(&self) -> u64 {
         self.staged.iter().map(|p| p.rows).sum::<u64>()
             + self.current.as_ref().map_or(0, |c| c.rows as u64)
-    }
-
-    fn staging_path(&self, n: usize) -> Path {
-        partition::staging_path(&self.key.dataset, &self.execution_id, &self.run_id, n)
     }
 
     /// Appends a batch, splitting it where a part reaches `file_rows`.
@@ -129,7 +120,7 @@ impl ExecutionWriter {
         while offset < batch.num_rows() {
             if self.current.is_none() {
                 let n = self.staged.len();
-                let path = self.staging_path(n);
+                let path = self.names.staging(n);
                 let sink = BufWriter::new(self.store.object_store(), path.clone());
                 let writer = AsyncArrowWriter::try_new(
                     sink,
@@ -153,13 +144,7 @@ impl ExecutionWriter {
                 .write(&slice)
                 .await
                 .map_err(|source| WriteError::Parquet {
-                    path: partition::staging_path(
-                        &self.key.dataset,
-                        &self.execution_id,
-                        &self.run_id,
-                        n,
-                    )
-                    .to_string(),
+                    path: self.names.staging(n).to_string(),
                     source: Box::new(source),
                 })?;
             part.rows += take;
@@ -175,7 +160,7 @@ impl ExecutionWriter {
         let Some(part) = self.current.take() else {
             return Ok(());
         };
-        let path = self.staging_path(part.n);
+        let path = self.names.staging(part.n);
         part.writer
             .close()
             .await
@@ -196,7 +181,7 @@ impl ExecutionWriter {
                 source: Box::new(source),
             })?;
         self.staged.push(StagedPart {
-            final_path: self.key.part_path(&self.execution_id, part.n),
+            final_path: self.names.final_path(part.n),
             staging: path,
             rows: part.rows as u64,
             bytes,
@@ -214,9 +199,7 @@ impl ExecutionWriter {
     /// was staged. Best effort; a later run cleans anything left.
     pub async fn abort(mut self) {
         self.current = None;
-        let prefix = partition::staging_prefix(&self.key.dataset, &self.execution_id)
-            .join(self.run_id.as_str());
-        if let Ok(list) = self.store.list(&prefix).await {
+        if let Ok(list) = self.store.list(&self.names.staging_dir).await {
             for meta in list {
                 let _ = self.store.delete(&meta.location).await;
             }
