@@ -354,7 +354,8 @@ pub(super) fn parse_json(t: &str) -> Result<(), RejectReason> {
         .map_err(|_| RejectReason::InvalidJson)
 }
 
-/// HOOK(media): media columns are URL text for now, handled exactly like strings.
+/// HOOK(media): the mapper keeps a media reference as text (like a string); the media
+/// stage resolves it into the stored file's struct.
 fn media(raw: &StringArray, pre: &Pre<'_>, nullable: bool) -> Coerced {
     text(raw, pre, nullable, None)
 }

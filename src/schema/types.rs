@@ -44,8 +44,10 @@ pub enum ColumnType {
     Date,
     /// Any JSON value, validated and kept as its text.
     Json,
-    /// A media asset. HOOK(media): Utf8 URL text for now; the media issue decides what the
-    /// column holds — change [`media_arrow_type`] and `coerce::media` together.
+    /// A media asset. The mapper emits its reference as Utf8 text marked `titan.type =
+    /// media`; the media stage (`media::MediaFetcher::output_schema`) turns such columns
+    /// into the media struct before writing. HOOK(media): [`media_arrow_type`] and
+    /// `coerce::media` are the mapper's side of that contract.
     Media,
     /// A list of values of one type, from JSON array text or a `split` string.
     List(Box<ColumnType>),
@@ -71,8 +73,9 @@ pub struct TypeError {
     pub message: String,
 }
 
-/// The Arrow type of media columns. HOOK(media): the one place to change when media
-/// columns stop being plain URL text.
+/// The Arrow type of media columns as the mapper emits them: the reference as text, which
+/// the media stage recognises (Utf8 + `titan.type = media`) and resolves into its struct.
+/// HOOK(media): the one place to change if the mapper should emit another shape.
 pub fn media_arrow_type() -> DataType {
     DataType::Utf8
 }
