@@ -17,8 +17,10 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod decode;
 pub mod format;
+pub mod media;
 pub mod partition;
 pub mod pipeline;
 pub mod report;

@@ -9,9 +9,17 @@ use clap::Parser;
 use titan_connector::api::ApiErrorKind;
 use titan_connector::cli::exit::Exit;
 use titan_connector::cli::{self, Cli, Command};
-use titan_connector::config::{Config, ConfigError, Env};
+use titan_connector::config::{
+    Config, ConfigError, Env, RunOptions, StoreConfig, resolve_store_url,
+};
+use titan_connector::convert::ConvertOptions;
+use titan_connector::format::ExportFormat;
 use titan_connector::pipeline::{self, RunError};
+use titan_connector::report::human_bytes;
+use titan_connector::schema::TargetSchema;
 use titan_connector::telemetry;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -42,7 +50,9 @@ async fn dispatch(cli: Cli) -> Exit {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
-            let report = match pipeline::run(&cfg).await {
+            let shutdown = CancellationToken::new();
+            watch_signals(shutdown.clone());
+            let report = match pipeline::run_until(&cfg, shutdown).await {
                 Ok(r) => r,
                 Err(e) => return run_error(&e, &cfg),
             };
@@ -53,12 +63,15 @@ async fn dispatch(cli: Cli) -> Exit {
                 return Exit::Failure;
             }
             eprintln!("{}", report.summary());
-            if report.has_failures() {
+            if report.interrupted {
+                Exit::Interrupted
+            } else if report.has_failures() {
                 Exit::Partial
             } else {
                 Exit::Ok
             }
         }
+        Command::Convert(args) => convert(&args).await,
         Command::Check(args) => {
             let cfg = match Config::load(&args.config, &env, &args.overrides(None)) {
                 Ok(c) => c,
@@ -78,6 +91,104 @@ async fn dispatch(cli: Cli) -> Exit {
     }
 }
 
+async fn convert(args: &cli::ConvertArgs) -> Exit {
+    let schema = match TargetSchema::from_file(&args.schema).and_then(|s| s.validate().map(|()| s))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Usage;
+        }
+    };
+    let format = match args.format {
+        Some(cli::FormatArg::Csv) => ExportFormat::Csv,
+        Some(cli::FormatArg::Json) => ExportFormat::Json,
+        None if args
+            .input
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+        {
+            ExportFormat::Csv
+        }
+        None => ExportFormat::Json,
+    };
+    let output = match resolve_store_url(&args.output, std::path::Path::new(".")) {
+        Ok(url) => StoreConfig {
+            url,
+            options: vec![],
+        },
+        Err(m) => {
+            eprintln!("error: invalid `--output`: {m}");
+            return Exit::Usage;
+        }
+    };
+    let opts = ConvertOptions {
+        input: args.input.clone(),
+        format,
+        schema,
+        output,
+        run: RunOptions {
+            concurrency: 1,
+            batch_rows: args.batch_rows.max(1),
+            row_group_rows: args.row_group_rows.max(1),
+            file_rows: args.file_rows.max(1),
+        },
+    };
+    let started = std::time::Instant::now();
+    match titan_connector::convert::convert(&opts).await {
+        Ok(done) => {
+            eprintln!(
+                "converted {} records ({}) into {} file(s) ({}) in {:.2?}",
+                done.records,
+                human_bytes(done.input_bytes),
+                done.files.len(),
+                human_bytes(done.output_bytes),
+                started.elapsed()
+            );
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            Exit::Failure
+        }
+    }
+}
+
+/// How long after SIGTERM/SIGINT the run may take to stop cleanly before we exit anyway.
+/// Kubernetes' default grace period is 30 s; we stay under it.
+const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// First SIGTERM/SIGINT: stop taking work and let commits in flight finish (bounded by
+/// [`SHUTDOWN_DEADLINE`]). Second signal: exit at once. Either way nothing partial is
+/// visible: parts only become visible at commit, and a commit ends with its manifest.
+fn watch_signals(shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        let Ok(mut int) = signal(SignalKind::interrupt()) else {
+            return;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::warn!(
+            signal = name,
+            "Stopping: no new executions, abandoning downloads in progress"
+        );
+        shutdown.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            () = tokio::time::sleep(SHUTDOWN_DEADLINE) => {
+                eprintln!("error: did not stop within {SHUTDOWN_DEADLINE:?} of {name}; exiting");
+            }
+        }
+        std::process::exit(i32::from(Exit::Interrupted.code()));
+    });
+}
+
 fn write_report(
     path: &std::path::Path,
     report: &titan_connector::report::RunReport,
@@ -95,13 +206,13 @@ fn config_error(e: &ConfigError) -> Exit {
     Exit::Usage
 }
 
+const AUTH_HINT: &str = "check TITAN_TOKEN (or api.token_file) and that the key has tasks:read, executions:read and data:read";
+
 fn run_error(e: &RunError, cfg: &Config) -> Exit {
     let (exit, hint) = match e {
+        RunError::Auth(_) => (Exit::Auth, AUTH_HINT),
         RunError::Api(api) => match api.kind() {
-            ApiErrorKind::Auth => (
-                Exit::Auth,
-                "check TITAN_TOKEN (or api.token_file) and that the key has tasks:read, executions:read and data:read",
-            ),
+            ApiErrorKind::Auth => (Exit::Auth, AUTH_HINT),
             ApiErrorKind::Unreachable => (
                 Exit::Unreachable,
                 "check api.url / TITAN_API_URL and the network",
@@ -109,7 +220,7 @@ fn run_error(e: &RunError, cfg: &Config) -> Exit {
             ApiErrorKind::Config | ApiErrorKind::Refused => (Exit::Usage, ""),
             _ => (Exit::Failure, ""),
         },
-        RunError::Store(_) => (Exit::Failure, ""),
+        RunError::Store(_) | RunError::Other(_) => (Exit::Failure, ""),
     };
     eprintln!("error: {}", chain(e));
     if !hint.is_empty() {

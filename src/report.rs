@@ -36,6 +36,12 @@ pub struct ExecutionReport {
     pub bytes: u64,
     pub wait_ms: u64,
     pub ingest_ms: u64,
+    /// Times the export was downloaded again after a broken or bad body.
+    pub retries: u32,
+    /// Media files stored for this execution.
+    pub media_files: u64,
+    /// Media values that could not be fetched (the error is in the row).
+    pub media_failed: u64,
     pub error: Option<String>,
 }
 
@@ -60,6 +66,10 @@ pub struct Totals {
     pub bytes: u64,
     pub api_requests: u64,
     pub api_retries: u64,
+    /// Export downloads repeated after a broken or bad body.
+    pub export_retries: u64,
+    /// Media downloads of the whole run.
+    pub media: crate::media::MediaStats,
 }
 
 /// The whole run.
@@ -74,6 +84,8 @@ pub struct RunReport {
     pub store: String,
     pub totals: Totals,
     pub tasks_failed: Vec<TaskFailure>,
+    /// Stopped by SIGTERM/SIGINT before every execution was processed.
+    pub interrupted: bool,
     pub executions: Vec<ExecutionReport>,
 }
 
@@ -83,6 +95,7 @@ impl RunReport {
         let mut t = Totals {
             api_requests: self.totals.api_requests,
             api_retries: self.totals.api_retries,
+            media: self.totals.media,
             ..Totals::default()
         };
         t.executions = self.executions.len();
@@ -94,6 +107,7 @@ impl RunReport {
                 Outcome::NoResults => t.no_results += 1,
                 Outcome::Failed => t.failed += 1,
             }
+            t.export_retries += u64::from(e.retries);
             if e.outcome == Outcome::Ingested {
                 t.rows += e.rows;
                 t.files += e.files.len();
@@ -181,6 +195,9 @@ mod tests {
             bytes: 10,
             wait_ms: 0,
             ingest_ms: 0,
+            retries: 0,
+            media_files: 0,
+            media_failed: 0,
             error: None,
         }
     }
@@ -197,6 +214,7 @@ mod tests {
             store: "s".into(),
             totals: Totals::default(),
             tasks_failed: vec![],
+            interrupted: false,
             executions: vec![
                 exec(Outcome::Ingested, 5),
                 exec(Outcome::AlreadyIngested, 7),

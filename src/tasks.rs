@@ -44,6 +44,43 @@ impl TaskSpec {
     }
 }
 
+/// One of N workers sharing a run: a worker keeps the executions whose stable hash
+/// falls in its slot, so N processes on N machines split the work with no coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based, as Airflow's map index and Kubernetes' job completion index are.
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether this shard owns `execution_id`. FNV-1a: stable across builds and platforms.
+    pub fn owns(&self, execution_id: &str) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in execution_id.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N` with `0 <= I < N`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a shard: use I/N with 0 <= I < N, e.g. 0/4");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
 /// A bad line in a task-list file.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskListError {
@@ -201,6 +238,24 @@ mod tests {
             assert!(validate_task_id(bad).is_err(), "{bad:?} accepted");
         }
         assert!(validate_task_id("550e8400-e29b-41d4-a716-446655440000").is_ok());
+    }
+
+    #[test]
+    fn shards_partition_executions_exactly() {
+        let shards: Vec<Shard> = (0..3).map(|i| format!("{i}/3").parse().unwrap()).collect();
+        let mut per_shard = [0usize; 3];
+        for n in 0..3000 {
+            let id = format!("exec-{n}");
+            let owners: Vec<usize> = (0..3).filter(|&i| shards[i].owns(&id)).collect();
+            assert_eq!(owners.len(), 1, "{id} owned by {owners:?}");
+            per_shard[owners[0]] += 1;
+        }
+        assert!(per_shard.iter().all(|&c| c > 800), "{per_shard:?}");
+        // Stable: the same id always lands in the same shard.
+        assert!("1/3".parse::<Shard>().unwrap().owns("exec-1") == shards[1].owns("exec-1"));
+        for bad in ["3/3", "1", "a/2", "0/0", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
     }
 
     #[test]

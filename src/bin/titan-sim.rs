@@ -101,6 +101,10 @@ async fn serve(scenario: Scenario, addr: SocketAddr) -> ExitCode {
             ExitCode::FAILURE
         }
     };
+    let faults = running.faults_injected();
+    if faults.total() > 0 {
+        tracing::info!(total = faults.total(), counts = ?faults, "Faults injected");
+    }
     running.shutdown().await;
     code
 }

@@ -41,6 +41,40 @@ pub enum Command {
     Run(RunArgs),
     /// Validate the config and schemas, that the token authenticates and the store is writable.
     Check(CommonArgs),
+    /// Convert a local export file (CSV or JSON) to Parquet with a schema; no API involved.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The export file.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Its format; by default from the file extension (`.csv` → csv, otherwise json).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Schema file (see schemas/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
+    /// Output directory or store URL; files are named `<input stem>-<n>.parquet`.
+    #[arg(long, value_name = "URL")]
+    pub output: String,
+    /// Rows per decoded batch.
+    #[arg(long, default_value_t = 8192)]
+    pub batch_rows: usize,
+    /// Rows per Parquet row group.
+    #[arg(long, default_value_t = 128 * 1024)]
+    pub row_group_rows: usize,
+    /// Rows per Parquet file.
+    #[arg(long, default_value_t = 1024 * 1024)]
+    pub file_rows: usize,
+}
+
+/// Export format on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Csv,
 }
 
 /// Options shared by every command that reads a config.
@@ -67,6 +101,10 @@ pub struct RunArgs {
     /// Write the machine-readable run report (JSON) to FILE.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Process only this worker's share of the executions: `I/N`, 0-based (e.g. Airflow's
+    /// map index or Kubernetes' JOB_COMPLETION_INDEX over N workers).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::tasks::Shard>,
 }
 
 impl CommonArgs {
@@ -76,6 +114,7 @@ impl CommonArgs {
             tasks_file: self.tasks.clone(),
             store: self.store.clone(),
             concurrency: concurrency.map(usize::from),
+            shard: None,
         }
     }
 }

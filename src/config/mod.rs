@@ -14,7 +14,8 @@ use std::time::Duration;
 use url::Url;
 
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
-use crate::tasks::{self, ExecutionSelector, TaskSpec};
+use crate::media::MediaSettings;
+use crate::tasks::{self, ExecutionSelector, Shard, TaskSpec};
 use crate::waiter::WaitPolicy;
 pub use env::Env;
 use file::{ConfigFile, ExecutionsRaw};
@@ -60,6 +61,7 @@ pub struct Overrides {
     pub tasks_file: Option<PathBuf>,
     pub store: Option<String>,
     pub concurrency: Option<usize>,
+    pub shard: Option<Shard>,
 }
 
 /// Where output goes.
@@ -69,6 +71,14 @@ pub struct StoreConfig {
     pub url: Url,
     /// Backend options for object_store.
     pub options: Vec<(String, String)>,
+}
+
+/// Media fetching.
+#[derive(Debug, Clone, Default)]
+pub struct MediaConfig {
+    pub settings: MediaSettings,
+    /// A separate media store; `None` → the Parquet store.
+    pub store: Option<StoreConfig>,
 }
 
 /// Tuning of a run.
@@ -98,7 +108,10 @@ pub struct Config {
     pub store: StoreConfig,
     pub run: RunOptions,
     pub wait: WaitPolicy,
+    pub media: MediaConfig,
     pub tasks: Vec<TaskSpec>,
+    /// This worker's share of the executions, if the work is split.
+    pub shard: Option<Shard>,
     /// The file this came from (for messages).
     pub path: PathBuf,
 }
@@ -179,10 +192,10 @@ impl Config {
             Some(n) => api.rate_limit_per_minute = Some(n),
             None => {}
         }
-        if let Some(hosts) = &file.api.media_allowed_hosts {
+        if let Some(hosts) = &file.media.allowed_hosts {
             api.media_allowed_hosts = hosts.clone();
         }
-        if let Some(n) = file.api.max_media_bytes {
+        if let Some(n) = file.media.max_bytes {
             api.max_media_bytes = Some(n);
         }
 
@@ -205,6 +218,38 @@ impl Config {
         let store = StoreConfig {
             url: resolve_store_url(&store_raw, &store_base).map_err(|m| invalid("store.url", m))?,
             options: file.store.options.clone().into_iter().collect(),
+        };
+
+        // [media]
+        let mut settings = MediaSettings::default();
+        if let Some(e) = file.media.enabled {
+            settings.enabled = e;
+        }
+        if let Some(l) = file.media.layout {
+            settings.layout = l;
+        }
+        if let Some(c) = file.media.concurrency {
+            if c == 0 {
+                return Err(invalid(
+                    "media.concurrency",
+                    "must be at least 1".to_string(),
+                ));
+            }
+            settings.concurrency = c;
+        }
+        if let Some(p) = file.media.on_error {
+            settings.on_error = p;
+        }
+        let media_store = match &file.media.store {
+            Some(raw) => Some(StoreConfig {
+                url: resolve_store_url(raw, &base).map_err(|m| invalid("media.store", m))?,
+                options: file.media.store_options.clone().into_iter().collect(),
+            }),
+            None => None,
+        };
+        let media = MediaConfig {
+            settings,
+            store: media_store,
         };
 
         // [run]
@@ -332,7 +377,9 @@ impl Config {
             store,
             run,
             wait,
+            media,
             tasks: specs,
+            shard: overrides.shard,
             path: path.to_path_buf(),
         })
     }

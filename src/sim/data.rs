@@ -4,8 +4,10 @@
 //!
 //! Invariant: `value`, `row` and the streamed exports agree byte for byte; the
 //! export path uses [`Generator`] directly and never builds a `SimValue` per cell.
+//! A cell is bad (wrong for its type) exactly when [`bad_cell`] names it.
 
-use super::scenario::SimTask;
+use super::dirty;
+use super::scenario::{PriceFormat, SimTask};
 
 /// One generated cell, in the form tests compare against.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +18,9 @@ pub enum SimValue {
     /// Always a whole number of hundredths (two decimals at most).
     Num(f64),
     Bool(bool),
+    /// JSON text written verbatim in JSON exports (an object, or a number too large
+    /// for any integer type) and as the same text in CSV; only in bad cells.
+    Raw(String),
 }
 
 impl SimValue {
@@ -28,6 +33,7 @@ impl SimValue {
             SimValue::Num(n) => serde_json::Number::from_f64(*n)
                 .map_or(serde_json::Value::Null, serde_json::Value::Number),
             SimValue::Bool(b) => (*b).into(),
+            SimValue::Raw(text) => serde_json::from_str(text).unwrap_or(serde_json::Value::Null),
         }
     }
 
@@ -39,6 +45,7 @@ impl SimValue {
             SimValue::Int(i) => i.to_string(),
             SimValue::Num(n) => format!("{n:.2}"),
             SimValue::Bool(b) => b.to_string(),
+            SimValue::Raw(text) => text.clone(),
         }
     }
 }
@@ -134,6 +141,23 @@ pub fn row(
         .collect()
 }
 
+/// The column whose value in `row` does not match its declared type, if the row is
+/// bad (`bad_row_rate`); a bad row has exactly one bad cell. Never a text or media column.
+pub fn bad_cell(seed: u64, task: &SimTask, exec_id: &str, row: u64) -> Option<usize> {
+    Generator::new(seed, task, exec_id, "").bad_col(row)
+}
+
+/// The exact value in cents of a `number` cell: plain (`12.5` → 1250) or a currency
+/// string (`"$1,299.00"` → 129900). `None` for null or bad cells and other column types.
+pub fn price_cents(seed: u64, task: &SimTask, exec_id: &str, row: u64, col: usize) -> Option<i64> {
+    let g = Generator::new(seed, task, exec_id, "");
+    match g.cell_cents(row, col, &mut String::new()) {
+        (Cell::Cents(c), _) => Some(c),
+        (Cell::Text, Some(c)) => Some(c),
+        _ => None,
+    }
+}
+
 /// Media id of a media cell: stable, and parseable back by the media route.
 pub fn media_id(row: u64, col: usize) -> String {
     format!("m-{row}-{col}")
@@ -178,7 +202,7 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01B3)
     })
@@ -193,6 +217,8 @@ pub(crate) enum Cell {
     /// Hundredths: `Cents(1999)` is 19.99.
     Cents(i64),
     Bool(bool),
+    /// Raw JSON text in the caller's buffer (bad cells only).
+    Raw,
 }
 
 impl Cell {
@@ -203,6 +229,7 @@ impl Cell {
             Cell::Int(i) => SimValue::Int(i),
             Cell::Cents(c) => SimValue::Num(c as f64 / 100.0),
             Cell::Bool(b) => SimValue::Bool(b),
+            Cell::Raw => SimValue::Raw(text),
         }
     }
 }
@@ -217,6 +244,7 @@ const WORDS: [&str; 48] = [
 ];
 const EXOTIC: [&str; 6] = ["é", "café", "東京", "🙂", "naïve", "Zürich"];
 const NULL_SALT: u64 = 0x6E75_6C6C_5EED_0001;
+const BAD_SALT: u64 = 0xBAD0_5EED_0000_0002;
 const JAN_1_2026: i64 = 1_767_225_600;
 const YEAR_SECS: u64 = 365 * 86_400;
 
@@ -226,15 +254,48 @@ pub(crate) struct Generator {
     pub(crate) columns: Vec<Column>,
     /// `{base_url}/api/v1/executions/{exec_id}/media/`
     media_prefix: String,
+    bad_row_rate: f64,
+    /// Columns that can hold a bad value, in schema order.
+    bad_cols: Vec<usize>,
+    hostile: bool,
+    /// Per column: a `number` column emitted as a currency string.
+    currency: Vec<bool>,
 }
 
 impl Generator {
     pub(crate) fn new(seed: u64, task: &SimTask, exec_id: &str, base_url: &str) -> Self {
+        let columns = columns(&task.output_schema);
+        let bad_cols = (0..columns.len())
+            .filter(|&c| dirty::can_be_bad(columns[c].kind))
+            .collect();
+        let currency = columns
+            .iter()
+            .map(|c| {
+                task.price_format == PriceFormat::Currency
+                    && c.kind == ColumnKind::Number
+                    && c.name.to_ascii_lowercase().contains("price")
+            })
+            .collect();
         Generator {
             exec_key: splitmix64(seed ^ splitmix64(fnv1a(exec_id.as_bytes()))),
-            columns: columns(&task.output_schema),
+            columns,
             media_prefix: format!("{base_url}/api/v1/executions/{exec_id}/media/"),
+            bad_row_rate: task.bad_row_rate,
+            bad_cols,
+            hostile: task.hostile,
+            currency,
         }
+    }
+
+    /// The bad column of `row`, if the row is bad.
+    pub(crate) fn bad_col(&self, row: u64) -> Option<usize> {
+        if self.bad_row_rate <= 0.0 || self.bad_cols.is_empty() {
+            return None;
+        }
+        let h = splitmix64(splitmix64(self.exec_key ^ BAD_SALT) ^ row);
+        let u = (h >> 11) as f64 / (1u64 << 53) as f64;
+        (u < self.bad_row_rate)
+            .then(|| self.bad_cols[(splitmix64(h) % self.bad_cols.len() as u64) as usize])
     }
 
     #[inline]
@@ -244,19 +305,35 @@ impl Generator {
         )
     }
 
-    /// Generates cell (`row`, `col`); `Text` is written to `out` (cleared first).
+    /// Generates cell (`row`, `col`); `Text` and `Raw` are written to `out` (cleared first).
     pub(crate) fn cell(&self, row: u64, col: usize, out: &mut String) -> Cell {
+        self.cell_cents(row, col, out).0
+    }
+
+    /// [`Self::cell`], plus the cents of a currency string.
+    fn cell_cents(&self, row: u64, col: usize, out: &mut String) -> (Cell, Option<i64>) {
         out.clear();
         let Some(c) = self.columns.get(col) else {
-            return Cell::Null;
+            return (Cell::Null, None);
         };
         let h = self.hash(row, col);
-        if !c.required && splitmix64(h ^ NULL_SALT).is_multiple_of(20) {
-            return Cell::Null;
+        if self.bad_col(row) == Some(col) {
+            let cell = dirty::bad_value(h, c.kind, c.required, self.currency[col], out);
+            return (cell, None);
         }
-        match c.kind {
+        if !c.required && splitmix64(h ^ NULL_SALT).is_multiple_of(20) {
+            return (Cell::Null, None);
+        }
+        if self.currency[col] {
+            let cents = dirty::price_cents(h);
+            dirty::currency(h, cents, out);
+            return (Cell::Text, Some(cents));
+        }
+        let cell = match c.kind {
             ColumnKind::Text => {
-                text(h, out);
+                if !(self.hostile && dirty::hostile_text(h, out)) {
+                    text(h, out);
+                }
                 Cell::Text
             }
             ColumnKind::DateTime => {
@@ -272,17 +349,21 @@ impl Generator {
                 out.push_str("/download");
                 Cell::Text
             }
-            ColumnKind::Integer => {
-                let v = (h >> 8) as i64 & i64::MAX;
-                Cell::Int(match h % 100 {
-                    0..88 => v % 1000,
-                    88..95 => -(v % 1000) - 1,
-                    _ => v % 1_000_000_000_001,
-                })
-            }
+            ColumnKind::Integer => match self.hostile.then(|| dirty::hostile_int(h)).flatten() {
+                Some(big) => Cell::Int(big),
+                None => {
+                    let v = (h >> 8) as i64 & i64::MAX;
+                    Cell::Int(match h % 100 {
+                        0..88 => v % 1000,
+                        88..95 => -(v % 1000) - 1,
+                        _ => v % 1_000_000_000_001,
+                    })
+                }
+            },
             ColumnKind::Number => Cell::Cents(((h >> 8) % 100_000) as i64),
             ColumnKind::Boolean => Cell::Bool((h >> 33) & 1 == 1),
-        }
+        };
+        (cell, None)
     }
 }
 
@@ -502,6 +583,190 @@ mod tests {
         assert_ne!(a, d);
         assert_eq!(value(1, &t, "e", 3, 4, ""), a[3][4].1);
         assert_eq!(value(1, &t, "e", 3, 99, ""), SimValue::Null);
+    }
+
+    /// Whether `v` is a valid value of column `c` as a typed reader would see it in CSV
+    /// (the JSON form of a bad cell is wrong as well: a string or object, never the type).
+    fn valid(c: &Column, v: &SimValue) -> bool {
+        let text = v.to_csv_field();
+        if text.is_empty() {
+            return !c.required && matches!(v, SimValue::Null);
+        }
+        let typed = match c.kind {
+            ColumnKind::Integer => matches!(v, SimValue::Int(_)) && text.parse::<i64>().is_ok(),
+            ColumnKind::Number => matches!(v, SimValue::Num(_)) && text.parse::<f64>().is_ok(),
+            ColumnKind::Boolean => {
+                matches!(v, SimValue::Bool(_)) && ["true", "false"].contains(&text.as_str())
+            }
+            ColumnKind::DateTime => chrono::DateTime::parse_from_rfc3339(&text).is_ok(),
+            ColumnKind::Text | ColumnKind::Media => matches!(v, SimValue::Str(_)),
+        };
+        typed && !matches!(v, SimValue::Raw(_))
+    }
+
+    #[test]
+    fn bad_cells_are_exactly_the_invalid_ones() {
+        let mut t = all_kinds();
+        t.bad_row_rate = 0.1;
+        let cols = columns(&t.output_schema);
+        let mut bad_rows = 0;
+        let mut per_col = [0u32; 8];
+        let mut seen = std::collections::HashSet::new();
+        for r in 0..3000u64 {
+            let bad = bad_cell(5, &t, "e", r);
+            bad_rows += u32::from(bad.is_some());
+            for (c, (_, v)) in row(5, &t, "e", r, "").iter().enumerate() {
+                assert_eq!(
+                    !valid(&cols[c], v),
+                    bad == Some(c),
+                    "row {r} col {c}: {v:?}"
+                );
+                if bad == Some(c) {
+                    per_col[c] += 1;
+                    seen.insert(v.to_csv_field());
+                }
+            }
+        }
+        assert!(
+            (240..=360).contains(&bad_rows),
+            "{bad_rows} bad rows of 3000"
+        );
+        // Only typed columns (d, i, n, b) get bad values, each some of the time.
+        assert_eq!([per_col[0], per_col[2], per_col[6], per_col[7]], [0; 4]);
+        assert!([1, 3, 4, 5].iter().all(|&c| per_col[c] > 30), "{per_col:?}");
+        for want in [
+            "n/a",
+            "twelve",
+            "true-ish",
+            "1,2,3",
+            "2026-13-45",
+            dirty::OBJECT,
+            dirty::TOO_BIG,
+        ] {
+            assert!(seen.contains(want), "{want} never generated: {seen:?}");
+        }
+        // "" is only used in required columns; make one typed column required.
+        t.output_schema["required"] = json!(["s", "m", "i"]);
+        let empties = (0..3000)
+            .filter(|&r| bad_cell(5, &t, "e", r) == Some(3))
+            .filter(|&r| value(5, &t, "e", r, 3, "") == SimValue::Str(String::new()))
+            .count();
+        assert!(empties > 5, "{empties}");
+        // The JSON form of a raw bad value is the JSON text itself.
+        assert_eq!(
+            SimValue::Raw(dirty::OBJECT.into()).to_json(),
+            json!({"value": 12, "unit": "pcs"})
+        );
+        assert!(
+            SimValue::Raw(dirty::TOO_BIG.into())
+                .to_json()
+                .as_i64()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn bad_row_rate_extremes() {
+        let mut t = all_kinds();
+        assert!((0..500).all(|r| bad_cell(1, &t, "e", r).is_none()));
+        t.bad_row_rate = 1.0;
+        assert!((0..500).all(|r| bad_cell(1, &t, "e", r).is_some()));
+        // A schema without typed columns cannot have bad cells.
+        let mut s = task(json!({"properties": {"a": {"type": "string"}}}));
+        s.bad_row_rate = 1.0;
+        assert_eq!(bad_cell(1, &s, "e", 0), None);
+    }
+
+    #[test]
+    fn hostile_tasks_generate_hostile_values() {
+        let mut t = task(json!({"required": ["s", "i"], "properties": {
+            "s": {"type": "string"}, "i": {"type": "integer"}}}));
+        t.hostile = true;
+        let rows: Vec<_> = (0..3000).map(|r| row(3, &t, "e", r, "")).collect();
+        let strs: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| match &r[0].1 {
+                SimValue::Str(s) => Some(s.as_str()),
+                _ => None,
+            })
+            .collect();
+        for (what, hit) in [
+            ("newline", strs.iter().any(|s| s.contains('\n'))),
+            ("crlf", strs.iter().any(|s| s.contains("\r\n"))),
+            ("tab", strs.iter().any(|s| s.contains('\t'))),
+            ("rtl", strs.iter().any(|s| s.contains("مرحبا"))),
+            ("cjk", strs.iter().any(|s| s.contains("東京"))),
+            ("emoji", strs.iter().any(|s| s.contains('👍'))),
+            ("leading space", strs.iter().any(|s| s.starts_with(' '))),
+            ("trailing space", strs.iter().any(|s| s.ends_with(' '))),
+            ("quote", strs.iter().any(|s| s.contains('"'))),
+        ] {
+            assert!(hit, "no {what}");
+        }
+        let big = rows
+            .iter()
+            .filter(|r| matches!(r[1].1, SimValue::Int(i) if i.unsigned_abs() > 1 << 53))
+            .count();
+        assert!((100..=300).contains(&big), "{big} integers beyond 2^53");
+        // Not hostile: none of that.
+        t.hostile = false;
+        assert!((0..3000).all(|r| match value(3, &t, "e", r, 1, "") {
+            SimValue::Int(i) => i.unsigned_abs() <= 1_000_000_000_000,
+            _ => false,
+        }));
+    }
+
+    #[test]
+    fn currency_prices_and_their_cents() {
+        let mut t = task(json!({"required": ["price"], "properties": {
+            "price": {"type": "number"}, "Sale_Price": {"type": "number"},
+            "rating": {"type": "number"}, "label": {"type": "string"}}}));
+        let plain = value(4, &t, "e", 0, 0, "");
+        let SimValue::Num(n) = plain else {
+            panic!("default price format is a number: {plain:?}")
+        };
+        assert_eq!(
+            price_cents(4, &t, "e", 0, 0),
+            Some((n * 100.0).round() as i64)
+        );
+        t.price_format = PriceFormat::Currency;
+        let (mut grouped, mut symbols) = (0, std::collections::HashSet::new());
+        for r in 0..2000 {
+            for col in [0, 1] {
+                match value(4, &t, "e", r, col, "") {
+                    SimValue::Str(s) => {
+                        let mut ch = s.chars();
+                        symbols.insert(ch.next().expect("symbol"));
+                        let digits: String = ch.as_str().replace(',', "");
+                        let (units, dec) = digits.split_once('.').expect("two decimals");
+                        assert_eq!(dec.len(), 2, "{s}");
+                        let cents = units.parse::<i64>().expect("units") * 100
+                            + dec.parse::<i64>().expect("cents");
+                        assert_eq!(price_cents(4, &t, "e", r, col), Some(cents), "{s}");
+                        grouped += usize::from(s.contains(','));
+                    }
+                    SimValue::Null => {
+                        assert_eq!(col, 1, "price is required");
+                        assert_eq!(price_cents(4, &t, "e", r, col), None);
+                    }
+                    other => panic!("currency price as {other:?}"),
+                }
+            }
+            // Only columns named like price change; other numbers stay numbers.
+            assert!(matches!(
+                value(4, &t, "e", r, 2, ""),
+                SimValue::Num(_) | SimValue::Null
+            ));
+        }
+        assert!(grouped > 1000, "{grouped} grouped prices");
+        assert_eq!(symbols.len(), 3, "{symbols:?}");
+        assert_eq!(price_cents(4, &t, "e", 0, 3), None, "not a number column");
+        // A bad price cell has no cents.
+        t.bad_row_rate = 1.0;
+        let r = (0..100)
+            .find(|&r| bad_cell(4, &t, "e", r) == Some(0))
+            .expect("a bad price");
+        assert_eq!(price_cents(4, &t, "e", r, 0), None);
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct ExportChunks {
     scratch: String,
     /// JSON: `"name":` per column, escaped once.
     json_keys: Vec<Vec<u8>>,
+    /// Pending mid-row split: (row, salt), see [`Self::split_in_row`].
+    split: Option<(u64, u64)>,
+    /// Bytes after the split point, sent first in the next chunk.
+    carry: Vec<u8>,
+    split_hit: bool,
 }
 
 impl ExportChunks {
@@ -77,7 +82,23 @@ impl ExportChunks {
             buf: Vec::with_capacity(CHUNK_BYTES + 4096),
             scratch: String::with_capacity(256),
             json_keys,
+            split: None,
+            carry: Vec::new(),
+            split_hit: false,
         }
+    }
+
+    /// Ends one chunk inside `row` (clamped to the last row; inside the head when there
+    /// are no rows), 1 + `salt` % (len - 1) bytes into it, so a fault can act mid-row.
+    /// The bytes are unchanged: concatenated chunks are still the whole body.
+    pub(crate) fn split_in_row(mut self, row: u64, salt: u64) -> Self {
+        self.split = Some((row.min(self.rows.saturating_sub(1)), salt));
+        self
+    }
+
+    /// True once, right after the chunk that ends at the split point was returned.
+    pub(crate) fn take_split_hit(&mut self) -> bool {
+        std::mem::take(&mut self.split_hit)
     }
 
     fn head(&mut self) {
@@ -119,6 +140,7 @@ impl ExportChunks {
             match self.generator.cell(row, col, &mut self.scratch) {
                 Cell::Null => self.buf.extend_from_slice(b"null"),
                 Cell::Text => json_str(&mut self.buf, &self.scratch),
+                Cell::Raw => self.buf.extend_from_slice(self.scratch.as_bytes()),
                 other => scalar(&mut self.buf, other),
             }
         }
@@ -135,7 +157,7 @@ impl ExportChunks {
                 // A lone empty cell would be a blank line, which CSV readers skip.
                 Cell::Null if ncols == 1 => self.buf.extend_from_slice(b"\"\""),
                 Cell::Null => {}
-                Cell::Text => csv_field(&mut self.buf, &self.scratch),
+                Cell::Text | Cell::Raw => csv_field(&mut self.buf, &self.scratch),
                 other => scalar(&mut self.buf, other),
             }
         }
@@ -147,31 +169,56 @@ impl Iterator for ExportChunks {
     type Item = Bytes;
 
     fn next(&mut self) -> Option<Bytes> {
-        if self.stage == Stage::Done {
+        if self.stage == Stage::Done && self.carry.is_empty() {
             return None;
         }
+        self.buf.clear();
+        self.buf.append(&mut self.carry);
         if self.stage == Stage::Head {
             self.head();
             self.stage = Stage::Rows;
         }
-        while self.buf.len() < CHUNK_BYTES && self.next_row < self.rows {
+        let mut cut = None;
+        while self.stage == Stage::Rows && self.buf.len() < CHUNK_BYTES && self.next_row < self.rows
+        {
             let row = self.next_row;
+            let start = self.buf.len();
             match self.format {
                 ExportFormat::Json => self.json_row(row),
                 ExportFormat::Csv => self.csv_row(row),
             }
             self.next_row += 1;
+            if let Some((at, salt)) = self.split
+                && at == row
+            {
+                cut = Some(start + within(self.buf.len() - start, salt));
+                break;
+            }
         }
-        if self.next_row == self.rows {
+        if self.stage == Stage::Rows && self.next_row == self.rows {
             if self.format == ExportFormat::Json {
                 self.buf.extend_from_slice(b"]\n");
             }
             self.stage = Stage::Done;
         }
-        let chunk = Bytes::copy_from_slice(&self.buf);
-        self.buf.clear();
-        Some(chunk)
+        if self.rows == 0
+            && let Some((_, salt)) = self.split
+        {
+            cut = Some(within(self.buf.len(), salt));
+        }
+        if let Some(cut) = cut {
+            self.carry.extend_from_slice(&self.buf[cut..]);
+            self.buf.truncate(cut);
+            self.split = None;
+            self.split_hit = true;
+        }
+        Some(Bytes::copy_from_slice(&self.buf))
     }
+}
+
+/// An offset strictly inside a span of `len` bytes (1..len), or 1 for tiny spans.
+fn within(len: usize, salt: u64) -> usize {
+    1 + (salt % (len.saturating_sub(1).max(1) as u64)) as usize
 }
 
 /// Writes Int/Cents/Bool cells (identical text in JSON and CSV).
@@ -188,7 +235,7 @@ fn scalar(buf: &mut Vec<u8>, cell: Cell) {
         }
         Cell::Bool(true) => buf.extend_from_slice(b"true"),
         Cell::Bool(false) => buf.extend_from_slice(b"false"),
-        Cell::Null | Cell::Text => {}
+        Cell::Null | Cell::Text | Cell::Raw => {}
     }
 }
 
@@ -395,6 +442,92 @@ mod tests {
         );
         let parsed: Vec<serde_json::Value> = serde_json::from_slice(&all).expect("valid json");
         assert_eq!(parsed.len(), 20_000);
+    }
+
+    #[test]
+    fn dirty_data_round_trips_through_both_formats() {
+        let mut t = task();
+        t.hostile = true;
+        t.bad_row_rate = 0.2;
+        t.price_format = crate::sim::scenario::PriceFormat::Currency;
+        let want: Vec<Vec<SimValue>> = (0..1500)
+            .map(|r| {
+                data::row(9, &t, "ex", r, "http://h:1")
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
+            })
+            .collect();
+        assert!(want.iter().flatten().any(|v| matches!(v, SimValue::Raw(_))));
+        assert!(
+            want.iter()
+                .flatten()
+                .any(|v| matches!(v, SimValue::Str(s) if s.contains('\n')))
+        );
+        let (_, json) = body(&t, 1500, ExportFormat::Json);
+        let parsed: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_slice(&json).expect("valid json");
+        for (r, (obj, want)) in parsed.iter().zip(&want).enumerate() {
+            let got: Vec<&serde_json::Value> = obj.values().collect();
+            let want: Vec<serde_json::Value> = want.iter().map(SimValue::to_json).collect();
+            assert_eq!(got, want.iter().collect::<Vec<_>>(), "json row {r}");
+        }
+        assert_eq!(parsed.len(), 1500);
+        let (_, csv) = body(&t, 1500, ExportFormat::Csv);
+        let recs: Vec<csv::StringRecord> = csv::Reader::from_reader(csv.as_slice())
+            .records()
+            .collect::<Result<_, _>>()
+            .expect("valid csv");
+        assert_eq!(recs.len(), 1500);
+        for (r, (rec, want)) in recs.iter().zip(&want).enumerate() {
+            let want: Vec<String> = want.iter().map(SimValue::to_csv_field).collect();
+            assert_eq!(rec.iter().collect::<Vec<_>>(), want, "csv row {r}");
+        }
+    }
+
+    /// Chunks until (and including) the split chunk, then the rest.
+    fn split_body(
+        t: &SimTask,
+        rows: u64,
+        f: ExportFormat,
+        row: u64,
+        salt: u64,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut it = ExportChunks::new(9, t, "ex", rows, f, "http://h:1").split_in_row(row, salt);
+        let mut head = Vec::new();
+        while let Some(c) = it.next() {
+            head.extend_from_slice(&c);
+            if it.take_split_hit() {
+                let rest = it.flat_map(|c| c.to_vec()).collect();
+                return (head, rest);
+            }
+        }
+        panic!("the split point was never reached");
+    }
+
+    #[test]
+    fn split_inside_a_row_keeps_the_bytes() {
+        let t = task();
+        for f in [ExportFormat::Json, ExportFormat::Csv] {
+            let (_, full) = body(&t, 800, f);
+            // Byte offset where row `r` starts: the body of `r` rows without JSON's "]\n".
+            let tail = if f == ExportFormat::Json { 2 } else { 0 };
+            let start = |r: u64| body(&t, r, f).1.len() - tail;
+            for (row, salt) in [(0, 0), (0, 7), (600, 3), (799, 12345), (5000, 1)] {
+                let (head, rest) = split_body(&t, 800, f, row, salt);
+                assert_eq!([head.clone(), rest].concat(), full, "{f:?} {row}");
+                let row = row.min(799);
+                let (from, to) = (start(row), start(row + 1));
+                assert!(
+                    from < head.len() && head.len() < to,
+                    "{f:?} row {row}: split at {} not inside {from}..{to}",
+                    head.len()
+                );
+            }
+        }
+        // No rows: the split falls inside the head.
+        let (head, rest) = split_body(&t, 0, ExportFormat::Json, 0, 1);
+        assert_eq!((head.as_slice(), rest.as_slice()), (&b"[]"[..], &b"\n"[..]));
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! `X-RateLimit-*` headers and the request log.
 //!
 //! Invariant: every request is logged exactly once with the status it got;
-//! `/api/v1` requires the token; CDN media (`/media/...`) is neither limited nor authenticated.
-//! (A later `faults` layer would sit here, between the gate and the handlers.)
+//! `/api/v1` requires the token; CDN media (`/media/...`) is neither limited nor authenticated;
+//! faults are drawn only for authorised requests the real limiter let through.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -12,13 +12,18 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
 use super::RequestRecord;
+use super::faults::{self, FaultApplied, FaultKind};
 use super::routes::ApiError;
 use super::scenario::AuthHeader;
 use super::state::{RateDecision, SimState};
 
 pub(crate) const API_PREFIX: &str = "/api/v1";
 
-pub(crate) async fn gate(State(st): State<Arc<SimState>>, req: Request, next: Next) -> Response {
+pub(crate) async fn gate(
+    State(st): State<Arc<SimState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_owned();
     // Built in a block: `&Request` is not `Send` (the body is not `Sync`), so no
     // borrow of `req` may live across the awaits below.
@@ -35,6 +40,7 @@ pub(crate) async fn gate(State(st): State<Arc<SimState>>, req: Request, next: Ne
             authorization: text(header::AUTHORIZATION.as_str()),
             x_api_key: text("x-api-key"),
             status: 0,
+            fault: None,
         }
     };
 
@@ -50,19 +56,44 @@ pub(crate) async fn gate(State(st): State<Arc<SimState>>, req: Request, next: Ne
                 format!("rate limit of {} requests per minute exceeded", rate.limit),
             )
             .into_response()
-        } else if is_api
-            && let Err(e) = authorize(req.headers(), st.scenario.auth_header, &st.scenario.token)
+        } else if !is_api {
+            next.run(req).await
+        } else if let Err(e) = authorize(req.headers(), st.scenario.auth_header, &st.scenario.token)
         {
             e.into_response()
         } else {
-            next.run(req).await
+            match st.faults.plan(&path) {
+                None => next.run(req).await,
+                Some(plan) => match faults::replacement(plan.kind) {
+                    Some(resp) => {
+                        st.faults.injected(plan);
+                        rec.fault = Some(plan.kind);
+                        resp
+                    }
+                    None => {
+                        // A body fault: the export handler enacts it if it gets that far.
+                        req.extensions_mut().insert(plan);
+                        let resp = next.run(req).await;
+                        if resp.extensions().get::<FaultApplied>().is_some() {
+                            st.faults.injected(plan);
+                            rec.fault = Some(plan.kind);
+                        } else {
+                            st.faults.not_injected(&path);
+                        }
+                        resp
+                    }
+                },
+            }
         };
         rate_headers(resp.headers_mut(), rate);
+        if rec.fault == Some(FaultKind::RateLimitBurst) {
+            faults::burst_headers(resp.headers_mut());
+        }
         resp
     };
 
     rec.status = resp.status().as_u16();
-    tracing::debug!(method = %rec.method, path = %rec.path, status = rec.status, "Served request");
+    tracing::debug!(method = %rec.method, path = %rec.path, status = rec.status, fault = ?rec.fault, "Served request");
     st.record(rec);
     resp
 }

@@ -5,7 +5,9 @@
 //! [`start`] (plus pause/resume/stop calls); exports are streamed, never materialised.
 
 pub mod data;
+mod dirty;
 pub mod export;
+pub mod faults;
 mod gate;
 mod media;
 mod ordered;
@@ -14,7 +16,10 @@ pub mod scenario;
 mod state;
 mod timeline;
 
-pub use scenario::{AuthHeader, ListShape, Scenario, ScenarioError, SimExecution, SimTask};
+pub use faults::{FaultConfig, FaultCounts, FaultKind, RouteKind};
+pub use scenario::{
+    AuthHeader, ListShape, PriceFormat, Scenario, ScenarioError, SimExecution, SimTask,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +41,8 @@ pub struct RequestRecord {
     pub authorization: Option<String>,
     pub x_api_key: Option<String>,
     pub status: u16,
+    /// The fault injected into this response, if any (see [`faults`]).
+    pub fault: Option<FaultKind>,
 }
 
 /// A simulator serving in the background; dropping it also stops the server.
@@ -97,6 +104,11 @@ impl RunningSim {
         self.state.requests()
     }
 
+    /// How many faults of each kind were injected so far.
+    pub fn faults_injected(&self) -> FaultCounts {
+        self.state.faults.counts()
+    }
+
     /// Stops accepting connections, lets in-flight responses finish (up to 5 s), then returns.
     pub async fn shutdown(self) {
         let RunningSim {
@@ -116,3 +128,5 @@ impl RunningSim {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_faults;

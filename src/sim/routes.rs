@@ -5,18 +5,17 @@
 //! Invariant: handlers never panic on request input; every rejection is an envelope.
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::data::{self, Cell, ColumnKind, Generator};
 use super::export::{self, ExportChunks, ExportFormat};
+use super::faults::{self, FaultApplied, Plan};
 use super::gate::{API_PREFIX, gate};
 use super::scenario::{ListShape, SimTask};
 use super::state::{ExecRef, SimState};
@@ -279,22 +278,48 @@ fn with_results<'a>(st: &'a SimState, id: &str) -> Result<ExecRef<'a>, ApiError>
     }
 }
 
-async fn export(State(st): St, Path(id): Path<String>, RawQuery(q): RawQuery) -> ApiResult {
+/// The body fault the gate drew for this request, if any.
+type Fault = Option<Extension<Plan>>;
+
+async fn export(
+    State(st): St,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+    fault: Fault,
+) -> ApiResult {
     exec_of(&st, &id)?;
     let format = match query_param(q.as_deref(), "format") {
         None => ExportFormat::Json,
         Some(f) => f.parse::<ExportFormat>().map_err(ApiError::bad_request)?,
     };
-    file(&st, &id, format)
+    file(&st, &id, format, fault.map(|Extension(p)| p))
 }
 
-async fn download(State(st): St, Path(id): Path<String>) -> ApiResult {
-    file(&st, &id, ExportFormat::Csv)
+async fn download(State(st): St, Path(id): Path<String>, fault: Fault) -> ApiResult {
+    file(&st, &id, ExportFormat::Csv, fault.map(|Extension(p)| p))
 }
 
-/// A streamed, non-enveloped export body (chunked; no Content-Length).
-fn file(st: &SimState, id: &str, format: ExportFormat) -> ApiResult {
+/// A streamed, non-enveloped export body (chunked; no Content-Length), or the body
+/// fault in `plan` once the results exist (marked with [`FaultApplied`]).
+fn file(st: &SimState, id: &str, format: ExportFormat, plan: Option<Plan>) -> ApiResult {
     let e = with_results(st, id)?;
+    let mut resp = match plan.and_then(|p| faults::export_replacement(p.kind)) {
+        Some(resp) => resp,
+        None => export_response(st, e, format, plan)?,
+    };
+    if plan.is_some() {
+        resp.extensions_mut().insert(FaultApplied);
+    }
+    Ok(resp)
+}
+
+fn export_response(
+    st: &SimState,
+    e: ExecRef<'_>,
+    format: ExportFormat,
+    plan: Option<Plan>,
+) -> ApiResult {
+    let id = &e.exec.id;
     let chunks = ExportChunks::new(
         st.scenario.seed,
         e.task,
@@ -303,7 +328,7 @@ fn file(st: &SimState, id: &str, format: ExportFormat) -> ApiResult {
         format,
         &st.base_url,
     );
-    let body = Body::from_stream(futures::stream::iter(chunks.map(Ok::<_, Infallible>)));
+    let body = faults::export_body(chunks, e.exec.rows, plan, &st.scenario.faults);
     let disposition = format!("attachment; filename=\"{id}.{}\"", format.as_str());
     Ok((
         [

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::data::splitmix64;
+use super::faults::FaultConfig;
 
 /// Which credential header the simulated deployment accepts (titan-api.md §1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -34,6 +35,17 @@ pub enum ListShape {
     Array,
     /// `data` is `{items, total, limit, offset}`.
     Object,
+}
+
+/// How `number` columns named like `*price*` are emitted (titan-api.md: docs model prices as strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PriceFormat {
+    /// A JSON number / plain CSV decimal like `1299.00` (the default).
+    #[default]
+    Number,
+    /// A string like `"$1,299.00"`, `"€12.50"` or `"£7.05"`.
+    Currency,
 }
 
 /// Everything one simulator instance serves.
@@ -61,6 +73,9 @@ pub struct Scenario {
     /// Media download answers 302 to a CDN-style `/media/...?token=` URL instead of bytes.
     #[serde(default)]
     pub media_redirect: bool,
+    /// Seeded fault injection; every rate defaults to 0 (no faults).
+    #[serde(default)]
+    pub faults: FaultConfig,
     #[serde(default)]
     pub tasks: Vec<SimTask>,
 }
@@ -84,6 +99,14 @@ pub struct SimTask {
     /// CSV exports start with a UTF-8 byte-order mark.
     #[serde(default)]
     pub csv_bom: bool,
+    /// Share of rows (0..=1) with one cell that does not match its type; see `data::bad_cell`.
+    #[serde(default)]
+    pub bad_row_rate: f64,
+    /// Text with line breaks, tabs, RTL, CJK, emoji, edge spaces, quotes; integers beyond 2^53.
+    #[serde(default)]
+    pub hostile: bool,
+    #[serde(default)]
+    pub price_format: PriceFormat,
 }
 
 /// One execution: its row count and its status timeline relative to simulator start.
@@ -159,6 +182,7 @@ impl Default for Scenario {
             page_default: default_page_default(),
             list_shape: ListShape::default(),
             media_redirect: false,
+            faults: FaultConfig::default(),
             tasks: Vec::new(),
         }
     }
@@ -174,6 +198,9 @@ impl Default for SimTask {
             executions: Vec::new(),
             csv_crlf: false,
             csv_bom: false,
+            bad_row_rate: 0.0,
+            hostile: false,
+            price_format: PriceFormat::Number,
         }
     }
 }
@@ -246,6 +273,9 @@ impl Scenario {
                 "must be at least 1 (omit it to disable limiting)".into(),
             ));
         }
+        self.faults
+            .check()
+            .map_err(|(field, reason)| bad(format!("faults.{field}"), reason))?;
         let base = created_base(self.seed);
         let mut task_ids = HashSet::new();
         let mut exec_ids = HashSet::new();
@@ -260,6 +290,7 @@ impl Scenario {
                 ));
             }
             check_schema(&task.output_schema).map_err(|r| bad(format!("{at}.output_schema"), r))?;
+            check_bad_rows(task).map_err(|r| bad(format!("{at}.bad_row_rate"), r))?;
             for (ei, exec) in task.executions.iter_mut().enumerate() {
                 let at = format!("{at}.executions[{ei}]");
                 check_id(&exec.id).map_err(|r| bad(format!("{at}.id"), r))?;
@@ -311,6 +342,20 @@ fn check_id(id: &str) -> Result<(), String> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')))
     {
         return Err(format!("{id:?} contains {c:?}; use [A-Za-z0-9._~-]"));
+    }
+    Ok(())
+}
+
+fn check_bad_rows(task: &SimTask) -> Result<(), String> {
+    let rate = task.bad_row_rate;
+    if !(0.0..=1.0).contains(&rate) {
+        return Err(format!("{rate} is not a share in 0..=1"));
+    }
+    let typed = super::data::columns(&task.output_schema)
+        .iter()
+        .any(|c| super::dirty::can_be_bad(c.kind));
+    if rate > 0.0 && !typed {
+        return Err("bad rows need an integer, number, boolean or date-time column".into());
     }
     Ok(())
 }
@@ -466,11 +511,54 @@ created_at = "2026-02-03T04:05:06Z"
     }
 
     #[test]
+    fn dirty_data_knobs() {
+        let s = Scenario::from_toml_str(&MINIMAL.replace(
+            "name = \"Products\"",
+            "name = \"Products\"\nbad_row_rate = 0.25\nhostile = true\nprice_format = \"currency\"",
+        ))
+        .expect("valid");
+        let t = &s.tasks[0];
+        assert_eq!(
+            (t.bad_row_rate, t.hostile, t.price_format),
+            (0.25, true, PriceFormat::Currency)
+        );
+        let d = &Scenario::from_toml_str(MINIMAL).expect("valid").tasks[0];
+        assert_eq!(
+            (d.bad_row_rate, d.hostile, d.price_format),
+            (0.0, false, PriceFormat::Number)
+        );
+        let rate = |r: &str| {
+            MINIMAL.replace(
+                "name = \"Products\"",
+                &format!("name = \"P\"\nbad_row_rate = {r}"),
+            )
+        };
+        assert_eq!(invalid_at(&rate("1.5")).0, "tasks[0].bad_row_rate");
+        let only_text = rate("0.1").replace(", a = { type = \"integer\" }", "");
+        let (at, reason) = invalid_at(&only_text);
+        assert_eq!(at, "tasks[0].bad_row_rate");
+        assert!(reason.contains("integer, number"), "{reason}");
+        assert!(
+            Scenario::from_toml_str(&MINIMAL.replace(
+                "name = \"Products\"",
+                "name = \"P\"\nprice_format = \"euro\""
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
     fn demo_scenario_is_valid_and_as_documented() {
         let s = Scenario::from_toml_str(include_str!("../../examples/scenarios/demo.toml"))
             .expect("demo is valid");
         assert_eq!(s.token, "demo-token");
         assert_eq!(s.tasks.len(), 3);
+        assert_eq!(s.faults, FaultConfig::default(), "the demo is fault-free");
+        assert!(
+            s.tasks.iter().all(|t| t.bad_row_rate == 0.0
+                && !t.hostile
+                && t.price_format == PriceFormat::Number)
+        );
         let props: Vec<&String> = s.tasks[0].output_schema["properties"]
             .as_object()
             .expect("obj")
@@ -508,5 +596,50 @@ created_at = "2026-02-03T04:05:06Z"
             );
             assert!((200..=5000).contains(&e.rows), "{} rows", e.id);
         }
+    }
+
+    #[test]
+    fn faults_scenario_is_a_finite_soak_with_every_fault() {
+        use crate::sim::faults::{FaultKind, planned_fault};
+        let s = Scenario::from_toml_str(include_str!("../../examples/scenarios/faults.toml"))
+            .expect("faults.toml is valid");
+        let execs: Vec<&SimExecution> = s.tasks.iter().flat_map(|t| &t.executions).collect();
+        assert!(execs.len() >= 50, "{} executions", execs.len());
+        for e in &execs {
+            assert!((100..=3000).contains(&e.rows), "{} rows", e.id);
+            let done = e.queued_for + e.running_for + e.results_lag;
+            assert!(done <= Duration::from_secs(3), "{} done at {done:?}", e.id);
+        }
+        let f = &s.faults;
+        assert!(f.max_faults_per_execution.is_some(), "a soak must finish");
+        assert!(f.stall_for >= Duration::from_secs(1));
+        // Every kind is drawn, and each route family sees at least 20% faults.
+        for (path, kinds) in [
+            ("/api/v1/executions/x", &FaultKind::ALL[..4]),
+            (
+                "/api/v1/executions/x/media/m-0-9/download",
+                &FaultKind::ALL[..4],
+            ),
+            ("/api/v1/executions/x/results/export", &FaultKind::ALL[..]),
+        ] {
+            let draws: Vec<Option<FaultKind>> = (0..4000)
+                .map(|n| planned_fault(f, s.seed, path, n))
+                .collect();
+            let faulted = draws.iter().flatten().count();
+            assert!(faulted >= 4000 / 5, "{path}: {faulted} of 4000");
+            for k in kinds {
+                assert!(draws.contains(&Some(*k)), "{path}: no {k:?}");
+            }
+        }
+        // Dirty data is on: currency prices, hostile text, bad rows.
+        assert!(
+            s.tasks
+                .iter()
+                .any(|t| t.price_format == PriceFormat::Currency)
+        );
+        assert!(s.tasks.iter().any(|t| t.hostile));
+        assert!(s.tasks.iter().filter(|t| t.bad_row_rate > 0.0).count() >= 2);
+        let finals: HashSet<&str> = execs.iter().map(|e| e.final_status.as_str()).collect();
+        assert!(finals.contains("completed") && finals.contains("failed"));
     }
 }

@@ -10,6 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::RequestRecord;
+use super::faults::FaultState;
 use super::scenario::{Scenario, SimExecution, SimTask};
 use super::timeline::{Control, Snapshot};
 
@@ -20,6 +21,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 pub(crate) struct SimState {
     pub(crate) scenario: Scenario,
     pub(crate) base_url: String,
+    pub(crate) faults: FaultState,
     started: Instant,
     started_wall: DateTime<Utc>,
     tasks_by_id: HashMap<String, usize>,
@@ -63,6 +65,7 @@ impl SimState {
             }
         }
         SimState {
+            faults: FaultState::new(scenario.faults.clone(), scenario.seed),
             scenario,
             base_url,
             started: Instant::now(),

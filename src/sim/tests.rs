@@ -5,9 +5,9 @@ use super::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "test-token";
+pub(super) const TOKEN: &str = "test-token";
 
-const BASE: &str = r#"
+pub(super) const BASE: &str = r#"
 seed = 42
 token = "test-token"
 
@@ -50,21 +50,21 @@ id = "news-1"
 rows = 2
 "#;
 
-async fn sim_from(toml: &str) -> RunningSim {
+pub(super) async fn sim_from(toml: &str) -> RunningSim {
     let scenario = Scenario::from_toml_str(toml).expect("test scenario is valid");
     start(scenario, "127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("sim starts")
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client builds")
 }
 
-async fn get(sim: &RunningSim, path: &str) -> reqwest::Response {
+pub(super) async fn get(sim: &RunningSim, path: &str) -> reqwest::Response {
     client()
         .get(format!("{}{path}", sim.base_url()))
         .bearer_auth(TOKEN)
@@ -73,13 +73,13 @@ async fn get(sim: &RunningSim, path: &str) -> reqwest::Response {
         .expect("request succeeds")
 }
 
-async fn get_json(sim: &RunningSim, path: &str) -> (StatusCode, Value) {
+pub(super) async fn get_json(sim: &RunningSim, path: &str) -> (StatusCode, Value) {
     let r = get(sim, path).await;
     let status = r.status();
     (status, r.json().await.expect("json body"))
 }
 
-fn assert_error(body: &Value, code: &str) {
+pub(super) fn assert_error(body: &Value, code: &str) {
     assert_eq!(body["success"], false, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert!(

@@ -13,10 +13,13 @@ pub mod manifest;
 pub mod parquet;
 
 pub use commit::commit;
-pub use manifest::{Manifest, ManifestFile, ManifestStatus};
+pub use manifest::{Manifest, ManifestFile, ManifestMedia, ManifestStatus};
 pub use parquet::{ExecutionWriter, StagedPart, WriterSettings};
 
 use crate::store::StoreError;
+
+/// zstd level for Parquet pages: level 3 is zstd's own default, a good size/speed balance.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 /// Errors while writing or committing output.
 #[derive(Debug, thiserror::Error)]

@@ -244,3 +244,47 @@ dataset = "news"
     );
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_the_executions_exactly_once() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for i in 0..3 {
+        let path = write_config(dir.path(), &sim.base_url(), BOTH_TASKS);
+        let env = titan_connector::config::Env::from_pairs([(
+            titan_connector::config::env::vars::TITAN_TOKEN,
+            TOKEN.to_string(),
+        )]);
+        let overrides = titan_connector::config::Overrides {
+            shard: Some(format!("{i}/3").parse().unwrap()),
+            ..Default::default()
+        };
+        let cfg = titan_connector::config::Config::load(&path, &env, &overrides).unwrap();
+        let report = pipeline::run(&cfg).await.unwrap();
+        for e in &report.executions {
+            assert_ne!(
+                e.outcome,
+                Outcome::AlreadyIngested,
+                "another shard took {}",
+                e.execution_id
+            );
+            *seen.entry(e.execution_id.clone()).or_default() += 1;
+        }
+    }
+    let all: Vec<&str> = seen.keys().map(String::as_str).collect();
+    assert_eq!(
+        all,
+        [
+            "exec-n1", "exec-n2", "exec-p1", "exec-p2", "exec-p3", "exec-p4"
+        ]
+    );
+    assert!(seen.values().all(|&n| n == 1), "{seen:?}");
+    let rows: usize = parquet_files(&dir.path().join("out"))
+        .iter()
+        .flat_map(|f| read_parquet(f))
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(rows, 1500 + 321 + 777);
+    sim.shutdown().await;
+}

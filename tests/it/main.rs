@@ -4,5 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod convert;
 mod e2e;
+mod faults;
+mod media;
+mod stores;
 mod util;

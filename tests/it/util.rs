@@ -174,6 +174,18 @@ pub fn assert_rows_match(
     exec_id: &str,
     base_url: &str,
 ) -> u64 {
+    assert_rows_match_as(batches, scenario, task_id, exec_id, task_id, base_url)
+}
+
+/// Like [`assert_rows_match`], for rows whose lineage task id is `lineage_task`.
+pub fn assert_rows_match_as(
+    batches: &[RecordBatch],
+    scenario: &Scenario,
+    task_id: &str,
+    exec_id: &str,
+    lineage_task: &str,
+    base_url: &str,
+) -> u64 {
     let t = task(scenario, task_id);
     let mut seen = Vec::new();
     for b in batches {
@@ -191,7 +203,7 @@ pub fn assert_rows_match(
             .as_primitive::<Int64Type>();
         for i in 0..b.num_rows() {
             assert_eq!(execs.value(i), exec_id);
-            assert_eq!(tasks.value(i), task_id);
+            assert_eq!(tasks.value(i), lineage_task);
             let row_no = rows.value(i);
             assert!(row_no >= 1, "row numbers are 1-based");
             let expected = data::row(scenario.seed, t, exec_id, (row_no - 1) as u64, base_url);
@@ -248,6 +260,15 @@ fn assert_cell(col: &dyn Array, i: usize, want: &SimValue, what: &str) {
                 want,
                 "{what}"
             )
+        }
+        // A media column: the struct's url is the source value, and the file was stored.
+        (DataType::Struct(_), SimValue::Str(s)) => {
+            let st = col.as_struct();
+            let url = st.column_by_name("url").unwrap().as_string::<i32>();
+            assert_eq!(url.value(i), s, "{what}: media url");
+            let error = st.column_by_name("error").unwrap();
+            assert!(error.is_null(i), "{what}: media error {:?}", error.as_string::<i32>().value(i));
+            assert!(st.column_by_name("path").unwrap().is_valid(i), "{what}: media path");
         }
         (dt, w) => panic!("{what}: column type {dt} cannot hold {w:?}"),
     }
