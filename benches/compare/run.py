@@ -493,6 +493,10 @@ def report(results: list[Result], notes: list[str]) -> str:
     return "\n".join(parts)
 
 
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
+
+
 def main() -> int:
     rows = [int(float(x)) for x in env_list(
         "BENCH_ROWS",
@@ -518,6 +522,7 @@ def main() -> int:
     notes.append(f"{os.cpu_count()} cores; peers use their defaults (threads = cores); "
                  f"fastest of {REPEAT} run(s) kept, peak RSS is the largest")
 
+    load_start = os.getloadavg()
     CACHE.mkdir(parents=True, exist_ok=True)
     log("run.py: building the input generator (examples/bench_gen.rs)")
     gen = build_generator()
@@ -538,6 +543,10 @@ def main() -> int:
                     log("  " + "  ".join(c for c in fmt_row(res) if c))
                 if not KEEP_INPUTS:
                     Path(inp.path).unlink(missing_ok=True)
+    load_end = os.getloadavg()
+    notes.append(f"load average (1/5/15 min) before the first measurement "
+                 f"{fmt_load(load_start)} (other work on this machine), at the end "
+                 f"{fmt_load(load_end)} (includes the benchmark's own)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dump = [asdict(r) for r in results]
     for name in (f"results-{stamp}.json", "results.json"):
