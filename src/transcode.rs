@@ -159,7 +159,6 @@ where
                 emit(raw)?;
             }
         }
-        drop(emit);
         stats.check(&policy)?;
         Ok::<(u64, RejectStats), StageError>((decoder.records(), stats))
     });
