@@ -42,11 +42,11 @@ async fn dispatch(cli: Cli) -> Exit {
     let env = Env::from_process();
     match cli.command {
         Command::Run(args) => {
-            let cfg = match Config::load(
-                &args.common.config,
-                &env,
-                &args.common.overrides(args.concurrency),
-            ) {
+            let overrides = titan_connector::config::Overrides {
+                shard: args.shard,
+                ..args.common.overrides(args.concurrency)
+            };
+            let cfg = match Config::load(&args.common.config, &env, &overrides) {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
