@@ -11,6 +11,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "demo-token"
 DAG_ID = "titan_ingest"
+# Every execution of the demo scenario has ended, results included, 2.5 s after the simulator starts.
+SCENARIO_SETTLES_S = 3.0
 AIRFLOW = Path(sys.executable).parent / "airflow"
 
 
@@ -48,7 +51,11 @@ def sim_bin(connector_bin) -> Path:
 
 @pytest.fixture(scope="module")
 def sim(sim_bin):
-    """The demo scenario on a free loopback port; yields its origin (http://127.0.0.1:PORT)."""
+    """The demo scenario on a free loopback port; yields its origin (http://127.0.0.1:PORT).
+
+    Waits until every execution of the scenario has ended, so each
+    test's first run sees the same final states whenever it starts.
+    """
     proc = subprocess.Popen(
         [str(sim_bin), "--scenario", str(ROOT / "examples/scenarios/demo.toml"), "--port", "0"],
         stdout=subprocess.PIPE,
@@ -57,6 +64,7 @@ def sim(sim_bin):
     )
     line = proc.stdout.readline()
     assert "listening on" in line, line
+    time.sleep(SCENARIO_SETTLES_S)
     yield line.split("listening on", 1)[1].strip()
     proc.terminate()
     proc.wait(timeout=10)
