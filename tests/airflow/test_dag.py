@@ -14,6 +14,7 @@ import re
 import duckdb
 import pytest
 
+from conftest import TOKEN
 from demo_scenario import EXECUTIONS, ROWS, owned, partial
 
 SHARDS = 3
@@ -141,3 +142,15 @@ def test_a_second_dag_run_rewrites_nothing(airflow, rerun):
     for i in range(SHARDS):
         n, ingested, rows, already = map(int, SUMMARY.match(airflow.xcom(run_id, "ingest", i)).groups())
         assert (n, ingested, rows, already) == (len(OWNED[i]), 0, 0, len(OWNED[i]))
+
+
+def test_the_token_never_shows_in_logs_or_rendered_fields(airflow, retried):
+    with airflow.db() as c:
+        rendered = [json.loads(r[0]) for r in c.execute(
+            "SELECT rendered_fields FROM rendered_task_instance_fields "
+            "WHERE run_id = ? AND task_id = 'ingest'", (retried["run_id"],))]
+    assert len(rendered) == SHARDS
+    assert all(r["env"]["TITAN_TOKEN"] == "***" for r in rendered), rendered
+    logs = [p for p in airflow.home.rglob("*.log") if p.is_file()]
+    assert logs
+    assert not [p for p in logs if TOKEN in p.read_text(errors="replace")]
