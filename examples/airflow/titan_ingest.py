@@ -54,7 +54,7 @@ RETRY_DELAY = timedelta(seconds=float(os.environ.get("TITAN_DAG_RETRY_DELAY", "6
     tags=["titan"],
     params={
         "shards": Param(SHARDS, type="integer", minimum=1, description="Workers sharing the run"),
-        "config": Param(CONFIG, type="string", description="Connector config (TOML), absolute path"),
+        "config": Param(CONFIG, type="string", description="Connector config, absolute path"),
         "tasks_file": Param("", type="string", description="Optional task list (one id per line)"),
         "store": Param("", type="string", description="Optional store URL; overrides store.url"),
         "log_format": Param("json", enum=["json", "text"], description="Connector log format"),

@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "demo-token"
 DAG_ID = "titan_ingest"
-# Every execution of the demo scenario has ended, results included, 2.5 s after the simulator starts.
+# Every execution of the demo scenario has ended, results included, 2.5 s after the start.
 SCENARIO_SETTLES_S = 3.0
 AIRFLOW = Path(sys.executable).parent / "airflow"
 

@@ -1,4 +1,4 @@
-"""examples/airflow/titan_ingest.py run by Airflow itself (`airflow dags test`) against the simulator.
+"""examples/airflow/titan_ingest.py run by Airflow itself (`airflow dags test`) against titan-sim.
 
 Three DAG runs over the demo scenario, three shards each:
   * no retries, fresh store: the shards that meet the failed or cancelled execution end
@@ -20,7 +20,9 @@ from demo_scenario import EXECUTIONS, ROWS, owned, partial
 SHARDS = 3
 OWNED = owned(SHARDS)
 PARTIAL = partial(SHARDS)
-SUMMARY = re.compile(r"^(\d+) execution\(s\): (\d+) ingested \((\d+) rows, .*, (\d+) already ingested")
+SUMMARY = re.compile(
+    r"^(\d+) execution\(s\): (\d+) ingested \((\d+) rows, .*, (\d+) already ingested"
+)
 
 
 def lake_rows(store) -> dict:
@@ -140,7 +142,8 @@ def test_a_second_dag_run_rewrites_nothing(airflow, rerun):
     assert parquet_files(rerun["store"]) == rerun["files_before"]
     assert lake_rows(rerun["store"]) == {d: (n, n) for d, n in ROWS.items()}
     for i in range(SHARDS):
-        n, ingested, rows, already = map(int, SUMMARY.match(airflow.xcom(run_id, "ingest", i)).groups())
+        line = airflow.xcom(run_id, "ingest", i)
+        n, ingested, rows, already = map(int, SUMMARY.match(line).groups())
         assert (n, ingested, rows, already) == (len(OWNED[i]), 0, 0, len(OWNED[i]))
 
 

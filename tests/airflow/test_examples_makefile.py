@@ -1,5 +1,6 @@
 """examples/Makefile: the data team's targets, run with make against the simulator."""
 
+import json
 import os
 import subprocess
 import sys
@@ -7,14 +8,18 @@ import sys
 import pytest
 
 from conftest import ROOT, TOKEN
-from demo_scenario import ROWS, partial
+from demo_scenario import ROWS, owned, partial
 
 SHARDS = 3
 
 
 @pytest.fixture(scope="module")
-def make(sim, connector_bin, tmp_path_factory):
-    work = tmp_path_factory.mktemp("makefile")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("makefile")
+
+
+@pytest.fixture(scope="module")
+def make(sim, connector_bin, work):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TITAN_", "MAKE"))}
     env.update(TITAN_TOKEN=TOKEN, TITAN_API_URL=sim)
     variables = [
@@ -41,17 +46,23 @@ def test_check_verifies_without_ingesting(make):
     assert "ok: token accepted" in p.stdout + p.stderr
 
 
-def test_shard_run_fails_on_partial_shards_then_settles(make):
+def test_shard_run_fails_on_partial_shards_then_settles(make, work):
     first = make("shard-run")
     out = first.stdout + first.stderr
     assert first.returncode == 2, out  # make's own code when a recipe fails
+    for i, executions in owned(SHARDS).items():
+        report = json.loads((work / f"run-report-shard-{i}.json").read_text())
+        assert {e["execution_id"] for e in report["executions"]} == executions, i
     for i in partial(SHARDS):
         assert f"shard {i}/{SHARDS} exited 3" in out
     assert "ended `failed` on Titan" in out and "ended `cancelled` on Titan" in out
     report = make("report")
     assert report.returncode == 0, report.stderr
-    assert "  no_results products/9e4f2a7b-6c1d-4b3e-8a5f-2d7c9b1e4f63: ended failed on Titan" in report.stdout
-    assert "  no_results jobs/e1d4b8a3-6f2c-4d9e-b7a1-5c3e8f2d6b97: ended cancelled on Titan" in report.stdout
+    for line in [
+        "  no_results products/9e4f2a7b-6c1d-4b3e-8a5f-2d7c9b1e4f63: ended failed on Titan",
+        "  no_results jobs/e1d4b8a3-6f2c-4d9e-b7a1-5c3e8f2d6b97: ended cancelled on Titan",
+    ]:
+        assert line in report.stdout.splitlines(), report.stdout
     second = make("shard-run")
     assert second.returncode == 0, second.stdout + second.stderr
 
@@ -74,6 +85,6 @@ def test_ingest_after_the_shards_finds_everything_ingested(make):
 def test_query_counts_rows_per_dataset_with_duckdb(make):
     p = make("query", "SQL=SELECT dataset, count(*) AS n FROM lake GROUP BY 1 ORDER BY 1")
     assert p.returncode == 0, p.stderr
-    rows = {line.split("│")[1].strip(): int(line.split("│")[2]) for line in p.stdout.splitlines()
-            if line.count("│") == 3 and line.split("│")[2].strip().isdigit()}
+    cells = [line.split("│")[1:3] for line in p.stdout.splitlines() if line.count("│") == 3]
+    rows = {name.strip(): int(n) for name, n in cells if n.strip().isdigit()}
     assert rows == ROWS

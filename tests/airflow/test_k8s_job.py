@@ -7,6 +7,7 @@ for a local directory through TITAN_CONNECTOR_STORE). Together the pods must ing
 execution of the listed tasks once.
 """
 
+import json
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, TOKEN
+from demo_scenario import shard_of
 
 MANIFEST = ROOT / "examples/k8s/titan-ingest.yaml"
 INDEX_ANNOTATION = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
@@ -38,7 +40,8 @@ def container(job):
 
 def expand(args, env):
     """Kubernetes' $(VAR) expansion of command/args from the container's env."""
-    return [re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", lambda m: env.get(m[1], m[0]), a) for a in args]
+    var = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
+    return [var.sub(lambda m: env.get(m[1], m[0]), a) for a in args]
 
 
 def pod_env(job, index):
@@ -97,6 +100,7 @@ def test_the_pods_command_lines_share_the_work_against_the_simulator(
     for i in range(n):
         args = expand(container(job)["args"], pod_env(job, i))
         args[args.index("--config") + 1] = str(etc / "titan.toml")
+        args += ["--report", str(tmp_path / f"pod-{i}.json")]  # only to see what each pod took
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TITAN_", "AWS_"))}
         env.update(TITAN_TOKEN=TOKEN, TITAN_API_URL=sim, TITAN_CONNECTOR_STORE=str(store))
         p = subprocess.run([str(connector_bin), *args], env=env, capture_output=True, text=True,
@@ -104,6 +108,11 @@ def test_the_pods_command_lines_share_the_work_against_the_simulator(
         # 3: a shard met the demo's execution that failed on Titan; that is recorded, not lost.
         assert p.returncode in (0, 3), p.stderr
         assert p.stderr.lstrip().startswith("{"), "--log-format json"
+    reports = [json.loads((tmp_path / f"pod-{i}.json").read_text()) for i in range(n)]
+    took = [{e["execution_id"] for e in r["executions"]} for r in reports]
+    listed = set().union(*took)
+    assert len(listed) == 6  # the two listed tasks' executions in the demo scenario
+    assert took == [{e for e in listed if shard_of(e, n) == i} for i in range(n)]
     counts = duckdb.sql(
         f"""SELECT split_part(filename[{len(str(store)) + 2}:], '/', 1) AS dataset, count(*),
                    count(DISTINCT (_titan_execution_id, _titan_row))
