@@ -4,11 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
-use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
-use tokio::io::AsyncReadExt;
 
 use crate::config::{RunOptions, StoreConfig};
 use crate::decode::{DecoderOptions, RawDecoder};
@@ -16,11 +13,8 @@ use crate::format::ExportFormat;
 use crate::partition::PartNames;
 use crate::schema::{Lineage, Mapper, TargetSchema};
 use crate::store::{Store, StoreError};
-use crate::transcode::{TranscodeError, transcode};
+use crate::transcode::{TranscodeError, file_body, transcode};
 use crate::write::{ExecutionWriter, WriterSettings};
-
-/// Read size from the input file.
-const READ_CHUNK: usize = 1 << 20;
 
 /// What to convert.
 #[derive(Debug, Clone)]
@@ -52,7 +46,7 @@ pub enum ConvertError {
     #[error("`{path}`: {source}")]
     Transcode {
         path: PathBuf,
-        source: TranscodeError<std::io::Error>,
+        source: TranscodeError,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -102,20 +96,8 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
             ..DecoderOptions::default()
         },
     );
-    let body = futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; READ_CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-    .boxed();
-    let done = match transcode(body, decoder, mapper, &mut writer).await {
+    let body = file_body(file);
+    let done = match transcode(body, decoder, mapper, None, &mut writer).await {
         Ok(t) => t,
         Err(source) => {
             writer.abort().await;

@@ -206,13 +206,13 @@ fn config_error(e: &ConfigError) -> Exit {
     Exit::Usage
 }
 
+const AUTH_HINT: &str = "check TITAN_TOKEN (or api.token_file) and that the key has tasks:read, executions:read and data:read";
+
 fn run_error(e: &RunError, cfg: &Config) -> Exit {
     let (exit, hint) = match e {
+        RunError::Auth(_) => (Exit::Auth, AUTH_HINT),
         RunError::Api(api) => match api.kind() {
-            ApiErrorKind::Auth => (
-                Exit::Auth,
-                "check TITAN_TOKEN (or api.token_file) and that the key has tasks:read, executions:read and data:read",
-            ),
+            ApiErrorKind::Auth => (Exit::Auth, AUTH_HINT),
             ApiErrorKind::Unreachable => (
                 Exit::Unreachable,
                 "check api.url / TITAN_API_URL and the network",

@@ -16,12 +16,14 @@ use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
 use crate::config::Config;
 use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
+use crate::media::{KnownMedia, MediaFetcher};
 use crate::partition::{self, PartNames, PartitionKey};
 use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
+use crate::schema::ColumnType;
 use crate::schema::{Lineage, Mapper, TargetSchema};
 use crate::store::{Store, StoreError};
 use crate::tasks::{self, ExecutionSelector, TaskSpec};
-use crate::transcode::{TranscodeError, transcode};
+use crate::transcode::{MediaStage, Spool, TranscodeError, Transcoded, transcode};
 use crate::waiter;
 use crate::write::{self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, WriterSettings};
 
@@ -32,6 +34,9 @@ pub enum RunError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Titan rejected the token while fetching media.
+    #[error("{0}")]
+    Auth(String),
     #[error("{0}")]
     Other(String),
 }
@@ -47,7 +52,7 @@ enum IngestError {
     Transcode {
         execution_id: String,
         #[source]
-        source: TranscodeError<ApiError>,
+        source: TranscodeError,
     },
     #[error(transparent)]
     Write(#[from] write::WriteError),
@@ -65,8 +70,9 @@ enum IngestError {
     },
 }
 
-/// Downloads of one export before its execution is given up for this run.
-const EXPORT_ATTEMPTS: u32 = 3;
+/// Downloads of one export before its execution is given up for this run (as many as the
+/// client's attempts per request: a body can fail in as many ways as a request).
+const EXPORT_ATTEMPTS: u32 = 6;
 
 impl IngestError {
     /// Failures that a fresh download of the same export can cure: a broken or stalled
@@ -75,7 +81,9 @@ impl IngestError {
         use crate::decode::DecodeError;
         match self {
             IngestError::Transcode { source, .. } => match source {
-                TranscodeError::Source(e) => e.is_retryable(),
+                TranscodeError::Source(e) => e
+                    .downcast_ref::<ApiError>()
+                    .is_some_and(ApiError::is_retryable),
                 TranscodeError::Decode(
                     DecodeError::Truncated { .. }
                     | DecodeError::NotData { .. }
@@ -83,7 +91,8 @@ impl IngestError {
                 ) => true,
                 _ => false,
             },
-            IngestError::Api(e) => e.is_retryable(),
+            // An HTML page or an error envelope on 200 (a proxy's error page) is transient.
+            IngestError::Api(e) => e.is_retryable() || e.kind() == ApiErrorKind::Protocol,
             IngestError::CountMismatch { .. } => true,
             _ => false,
         }
@@ -93,10 +102,11 @@ impl IngestError {
         match self {
             IngestError::Api(e) => Some(e.kind()),
             IngestError::Wait(waiter::WaitError::Api { source, .. }) => Some(source.kind()),
-            IngestError::Transcode {
-                source: TranscodeError::Source(e),
-                ..
-            } => Some(e.kind()),
+            IngestError::Transcode { source, .. } => match source {
+                TranscodeError::Source(e) => e.downcast_ref::<ApiError>().map(ApiError::kind),
+                TranscodeError::Media(e) => e.api_error().map(ApiError::kind),
+                _ => None,
+            },
             _ => None,
         }
     }
@@ -141,6 +151,15 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
     let run_id = uuid::Uuid::new_v4().simple().to_string();
     let client = TitanClient::new(cfg.api.clone())?;
     let store = Store::open(&cfg.store)?;
+    let media_store = match &cfg.media.store {
+        Some(sc) => Store::open(sc)?,
+        None => store.clone(),
+    };
+    let media = MediaFetcher::new(
+        client.clone(),
+        media_store.clone(),
+        cfg.media.settings.clone(),
+    );
     info!(
         store = store.url(),
         tasks = cfg.tasks.len(),
@@ -200,6 +219,8 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
         cfg: cfg.clone(),
         run_id: run_id.clone(),
         shutdown: shutdown.clone(),
+        media: media.clone(),
+        media_store,
     });
     let mut results = futures::stream::iter(work.into_iter().map(|item| {
         let ctx = Arc::clone(&ctx);
@@ -216,6 +237,7 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
     }
 
     let stats = client.stats();
+    let media_stats = media.stats();
     let mut report = RunReport {
         report_version: REPORT_VERSION,
         connector_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -227,6 +249,7 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
         totals: Totals {
             api_requests: stats.requests,
             api_retries: stats.retries,
+            media: media_stats,
             ..Totals::default()
         },
         tasks_failed,
@@ -322,6 +345,8 @@ struct Ctx {
     cfg: Config,
     run_id: String,
     shutdown: CancellationToken,
+    media: MediaFetcher,
+    media_store: Store,
 }
 
 /// Waits for and ingests one execution. `Err` only for errors that must stop the run.
@@ -372,12 +397,23 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError>
 /// other execution can succeed either.
 fn fatal(e: IngestError) -> RunError {
     match e {
-        IngestError::Api(a)
-        | IngestError::Wait(waiter::WaitError::Api { source: a, .. })
-        | IngestError::Transcode {
-            source: TranscodeError::Source(a),
+        IngestError::Api(a) | IngestError::Wait(waiter::WaitError::Api { source: a, .. }) => {
+            RunError::Api(a)
+        }
+        IngestError::Transcode {
+            source: TranscodeError::Source(src),
             ..
-        } => RunError::Api(a),
+        } => match src.downcast::<ApiError>() {
+            Ok(a) => RunError::Api(*a),
+            Err(other) => RunError::Other(other.to_string()),
+        },
+        IngestError::Transcode {
+            source: TranscodeError::Media(m),
+            ..
+        } => match m.api_error() {
+            Some(a) if a.kind() == ApiErrorKind::Auth => RunError::Auth(m.to_string()),
+            _ => RunError::Other(m.to_string()),
+        },
         IngestError::Store(s) => RunError::Store(s),
         other => RunError::Other(other.to_string()),
     }
@@ -390,16 +426,6 @@ async fn ingest(
     report: &mut ExecutionReport,
 ) -> Result<(), IngestError> {
     let execution_id = execution.id.as_str();
-    // Metadata is a hint: when Titan gives a record count we hold the export to it.
-    let source_record_count = match ctx.client.results_meta(execution_id).await {
-        Ok(meta) => meta.record_count,
-        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
-        Err(e) => {
-            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
-            None
-        }
-    };
-    report.source_record_count = source_record_count;
     let key = PartitionKey {
         dataset: task.dataset.clone(),
         task_id: task.task_id.clone(),
@@ -408,8 +434,12 @@ async fn ingest(
     // A body that ends early, isn't data, or doesn't hold the promised record count is
     // downloaded again from the start: nothing of a failed attempt is ever committed.
     let mut attempt = 1;
-    let (parts, records_read) = loop {
-        match export_once(ctx, task, execution, &key, source_record_count).await {
+    let ExportDone {
+        parts,
+        source_record_count,
+        transcoded,
+    } = loop {
+        match export_once(ctx, task, execution, &key).await {
             Ok(done) => break done,
             Err(e) if e.is_transient_export_failure() && attempt < EXPORT_ATTEMPTS => {
                 warn!(execution_id, attempt, error = %e, "Export failed, downloading it again");
@@ -420,7 +450,9 @@ async fn ingest(
             Err(e) => return Err(e),
         }
     };
+    let records_read = transcoded.records;
     report.records_read = records_read;
+    report.source_record_count = source_record_count;
     let rows: u64 = parts.iter().map(|p| p.rows).sum();
     let mut manifest = new_manifest(task, execution, ManifestStatus::Ingested);
     manifest.files = parts
@@ -434,6 +466,16 @@ async fn ingest(
     manifest.rows = rows;
     manifest.records_read = records_read;
     manifest.source_record_count = source_record_count;
+    if !transcoded.media.is_empty() || transcoded.media_failed > 0 {
+        report.media_files = transcoded.media.len() as u64;
+        report.media_failed = transcoded.media_failed;
+        manifest.media = Some(write::ManifestMedia {
+            store: ctx.media_store.url().to_string(),
+            bytes: transcoded.media.iter().map(|m| m.bytes).sum(),
+            failed: transcoded.media_failed,
+            files: transcoded.media,
+        });
+    }
     write::commit(&ctx.store, &key, &parts, &manifest).await?;
     report.outcome = Outcome::Ingested;
     report.rows = rows;
@@ -449,6 +491,13 @@ async fn ingest(
     Ok(())
 }
 
+/// One successful download of an export, staged and ready to commit.
+struct ExportDone {
+    parts: Vec<write::StagedPart>,
+    source_record_count: Option<u64>,
+    transcoded: Transcoded,
+}
+
 /// Downloads and transcodes the export once into staged parts; on any failure the staged
 /// parts are deleted.
 async fn export_once(
@@ -456,10 +505,20 @@ async fn export_once(
     task: &PlannedTaskInfo,
     execution: &Execution,
     key: &PartitionKey,
-    source_record_count: Option<u64>,
-) -> Result<(Vec<write::StagedPart>, u64), IngestError> {
+) -> Result<ExportDone, IngestError> {
     let execution_id = execution.id.as_str();
     let export = open_export(ctx, execution_id, task.format).await?;
+    // Asked once the export is open, so the results exist: when Titan gives a record
+    // count we hold the export to it. It is only a hint; without it we go on.
+    let source_record_count = match ctx.client.results_meta(execution_id).await {
+        Ok(meta) if meta.available != Some(false) => meta.record_count,
+        Ok(_) => None,
+        Err(e) if e.kind() == ApiErrorKind::Auth => return Err(e.into()),
+        Err(e) => {
+            warn!(execution_id, error = %e, "No results metadata; continuing without a record count");
+            None
+        }
+    };
     let mapper = Mapper::new(
         &task.schema,
         Lineage {
@@ -467,10 +526,16 @@ async fn export_once(
             execution_id: execution_id.to_string(),
         },
     );
+    let with_media = ctx.media.settings().enabled
+        && task
+            .schema
+            .columns
+            .iter()
+            .any(|c| c.ty == ColumnType::Media);
     let mut writer = ExecutionWriter::new(
         ctx.store.clone(),
         PartNames::for_execution(key, execution_id, &ctx.run_id),
-        mapper.arrow_schema(),
+        ctx.media.output_schema(&mapper.arrow_schema()),
         WriterSettings {
             row_group_rows: ctx.cfg.run.row_group_rows,
             file_rows: ctx.cfg.run.file_rows,
@@ -486,22 +551,28 @@ async fn export_once(
             ..DecoderOptions::default()
         },
     );
+    let work = transcode_export(
+        ctx,
+        task,
+        execution_id,
+        export.body,
+        decoder,
+        mapper,
+        with_media,
+        &mut writer,
+    );
     let transcoded = tokio::select! {
-        r = transcode(export.body, decoder, mapper, &mut writer) => r.map_err(|source| {
-            IngestError::Transcode {
-                execution_id: execution_id.to_string(),
-                source,
-            }
-        }),
+        r = work => r,
         () = ctx.shutdown.cancelled() => Err(IngestError::Interrupted),
     };
-    let records_read = match transcoded {
-        Ok(t) => t.records,
+    let transcoded = match transcoded {
+        Ok(t) => t,
         Err(e) => {
             writer.abort().await;
             return Err(e);
         }
     };
+    let records_read = transcoded.records;
     if let Some(expected) = source_record_count
         && expected != records_read
     {
@@ -513,7 +584,59 @@ async fn export_once(
         });
     }
     let parts = writer.finish().await?;
-    Ok((parts, records_read))
+    Ok(ExportDone {
+        parts,
+        source_record_count,
+        transcoded,
+    })
+}
+
+fn transcode_failed(execution_id: &str, source: TranscodeError) -> IngestError {
+    IngestError::Transcode {
+        execution_id: execution_id.to_string(),
+        source,
+    }
+}
+
+/// Runs the hot path over an opened export; with media, the export is spooled first
+/// (media downloads pause the decoder, and the body must not sit unread meanwhile).
+#[allow(clippy::too_many_arguments)]
+async fn transcode_export(
+    ctx: &Ctx,
+    task: &PlannedTaskInfo,
+    execution_id: &str,
+    body: futures::stream::BoxStream<'static, Result<bytes::Bytes, ApiError>>,
+    decoder: RawDecoder,
+    mapper: Mapper,
+    with_media: bool,
+    writer: &mut ExecutionWriter,
+) -> Result<Transcoded, IngestError> {
+    if !with_media {
+        return transcode(body, decoder, mapper, None, writer)
+            .await
+            .map_err(|e| transcode_failed(execution_id, e));
+    }
+    let spool = Spool::fill(&std::env::temp_dir(), execution_id, body)
+        .await
+        .map_err(|e| transcode_failed(execution_id, TranscodeError::Source(e)))?;
+    let body = spool
+        .body()
+        .await
+        .map_err(|e| transcode_failed(execution_id, TranscodeError::Source(Box::new(e))))?;
+    let known = KnownMedia::load(&ctx.media_store, &task.task_id, execution_id)
+        .await
+        .map_err(|e| transcode_failed(execution_id, TranscodeError::Media(e)))?;
+    let stage = MediaStage {
+        fetcher: &ctx.media,
+        task_id: &task.task_id,
+        execution_id,
+        known: &known,
+    };
+    let mut done = transcode(body, decoder, mapper, Some(stage), writer)
+        .await
+        .map_err(|e| transcode_failed(execution_id, e))?;
+    done.media_failed = known.failed_count() as u64;
+    Ok(done)
 }
 
 /// Opens the export, retrying a `404` for a while: Titan's results can lag the status flip.
@@ -580,6 +703,7 @@ fn new_manifest(task: &PlannedTaskInfo, execution: &Execution, status: ManifestS
         schema: serde_json::from_str(&task.schema.to_json()).unwrap_or_default(),
         committed_at: now_rfc3339(),
         connector_version: env!("CARGO_PKG_VERSION").to_string(),
+        media: None,
     }
 }
 
@@ -598,6 +722,8 @@ fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionRep
         wait_ms: 0,
         ingest_ms: 0,
         retries: 0,
+        media_files: 0,
+        media_failed: 0,
         error: None,
     }
 }

@@ -38,6 +38,10 @@ pub struct ExecutionReport {
     pub ingest_ms: u64,
     /// Times the export was downloaded again after a broken or bad body.
     pub retries: u32,
+    /// Media files stored for this execution.
+    pub media_files: u64,
+    /// Media values that could not be fetched (the error is in the row).
+    pub media_failed: u64,
     pub error: Option<String>,
 }
 
@@ -64,6 +68,8 @@ pub struct Totals {
     pub api_retries: u64,
     /// Export downloads repeated after a broken or bad body.
     pub export_retries: u64,
+    /// Media downloads of the whole run.
+    pub media: crate::media::MediaStats,
 }
 
 /// The whole run.
@@ -89,6 +95,7 @@ impl RunReport {
         let mut t = Totals {
             api_requests: self.totals.api_requests,
             api_retries: self.totals.api_retries,
+            media: self.totals.media,
             ..Totals::default()
         };
         t.executions = self.executions.len();
@@ -189,6 +196,8 @@ mod tests {
             wait_ms: 0,
             ingest_ms: 0,
             retries: 0,
+            media_files: 0,
+            media_failed: 0,
             error: None,
         }
     }
@@ -205,6 +214,7 @@ mod tests {
             store: "s".into(),
             totals: Totals::default(),
             tasks_failed: vec![],
+            interrupted: false,
             executions: vec![
                 exec(Outcome::Ingested, 5),
                 exec(Outcome::AlreadyIngested, 7),

@@ -1,63 +1,88 @@
-//! The hot path shared by `run` and `convert`: export bytes → decoder → mapper → Parquet.
+//! The hot path shared by `run` and `convert`: export bytes → decoder → mapper → (media) →
+//! Parquet.
 //!
 //! Three stages joined by bounded channels, so memory stays flat whatever the export's
 //! size and both cores work:
 //!
 //! ```text
-//! body stream ──chunks(4)──► decode + map (blocking thread) ──batches(4)──► Parquet writer
-//!   (async)                                                              (encode + zstd)
+//! body stream ──chunks(4)──► decode + map (blocking thread) ──batches(4)──► media → Parquet writer
+//!   (async)                                                                  (encode + zstd)
 //! ```
 //!
 //! A failure in any stage stops the others: a closed channel is how a stage learns that
 //! its neighbour gave up, and the first real error is the one reported.
 
+use std::path::{Path, PathBuf};
+
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::decode::{DecodeError, RawDecoder};
+use crate::media::{KnownMedia, MediaError, MediaFetcher, MediaRecord};
 use crate::schema::{MapError, Mapper};
 use crate::write::{ExecutionWriter, WriteError};
 
 /// Chunks/batches in flight between two stages.
 const CHANNEL_DEPTH: usize = 4;
+/// Read size from a local file.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A failure of the byte source, kept whole so callers can look at it (`downcast_ref`).
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a transcode stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum TranscodeError<E: std::error::Error + 'static> {
+pub enum TranscodeError {
     /// The byte source failed (network, file).
     #[error(transparent)]
-    Source(E),
+    Source(SourceError),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Map(#[from] MapError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
     #[error(transparent)]
     Write(#[from] WriteError),
     #[error("the decode stage stopped unexpectedly: {0}")]
     Stage(String),
 }
 
+/// Media resolution between the mapper and the writer.
+pub struct MediaStage<'a> {
+    pub fetcher: &'a MediaFetcher,
+    pub task_id: &'a str,
+    pub execution_id: &'a str,
+    pub known: &'a KnownMedia,
+}
+
 /// What went through.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Transcoded {
     /// Records decoded from the source.
     pub records: u64,
     /// Bytes read from the source.
     pub bytes: u64,
+    /// Media files stored for this export (each once).
+    pub media: Vec<MediaRecord>,
+    /// Media values that could not be fetched (recorded in their rows).
+    pub media_failed: u64,
 }
 
-/// Streams `body` through `decoder` and `mapper` into `writer`.
+/// Streams `body` through `decoder` and `mapper` (and `media`, if given) into `writer`.
 pub async fn transcode<E>(
     body: BoxStream<'static, Result<Bytes, E>>,
     decoder: RawDecoder,
     mapper: Mapper,
+    media: Option<MediaStage<'_>>,
     writer: &mut ExecutionWriter,
-) -> Result<Transcoded, TranscodeError<E>>
+) -> Result<Transcoded, TranscodeError>
 where
-    E: std::error::Error + Send + 'static,
+    E: Into<SourceError> + Send + 'static,
 {
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
     let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(CHANNEL_DEPTH);
@@ -67,13 +92,13 @@ where
         let mut body = body;
         let mut bytes = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
+            let chunk = chunk.map_err(Into::into)?;
             bytes += chunk.len() as u64;
             if chunk_tx.send(chunk).await.is_err() {
                 break; // the decoder stopped; its error is the one to report
             }
         }
-        Ok::<u64, E>(bytes)
+        Ok::<u64, SourceError>(bytes)
     });
 
     // Stage 2: decode and map on a blocking thread (pure CPU work).
@@ -106,11 +131,29 @@ where
         Ok::<u64, StageError>(decoder.records())
     });
 
-    // Stage 3: the writer, here.
-    let mut write_result = Ok(());
+    // Stage 3: media, then the writer, here.
+    let mut media_records = Vec::new();
+    let mut write_result: Result<(), TranscodeError> = Ok(());
     while let Some(batch) = batch_rx.recv().await {
+        let batch = match &media {
+            Some(m) => match m
+                .fetcher
+                .resolve_batch(&batch, m.task_id, m.execution_id, m.known)
+                .await
+            {
+                Ok((b, recs)) => {
+                    media_records.extend(recs);
+                    b
+                }
+                Err(e) => {
+                    write_result = Err(e.into());
+                    break;
+                }
+            },
+            None => batch,
+        };
         if let Err(e) = writer.write(&batch).await {
-            write_result = Err(e);
+            write_result = Err(e.into());
             break;
         }
     }
@@ -130,7 +173,12 @@ where
         Err(StageError::Map(e)) => return Err(e.into()),
     };
     write_result?;
-    Ok(Transcoded { records, bytes })
+    Ok(Transcoded {
+        records,
+        bytes,
+        media: media_records,
+        media_failed: 0,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,4 +187,68 @@ enum StageError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Map(#[from] MapError),
+}
+
+/// A local file as a stream of chunks.
+pub fn file_body(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; READ_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed()
+}
+
+/// An export copied to a local file before it is decoded.
+///
+/// Needed when media is fetched: while a batch's media downloads, the decoder stops
+/// pulling and the HTTP body would sit unread past the read timeout. The file is deleted
+/// when this is dropped.
+pub struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    /// Copies `body` into a new file in `dir`.
+    pub async fn fill<E>(
+        dir: &Path,
+        name: &str,
+        body: BoxStream<'static, Result<Bytes, E>>,
+    ) -> Result<Spool, SourceError>
+    where
+        E: Into<SourceError>,
+    {
+        let path = dir.join(format!(
+            "titan-connector-{}-{name}.spool",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let spool = Spool { path };
+        let mut file = tokio::fs::File::create(&spool.path).await?;
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk.map_err(Into::into)?).await?;
+        }
+        file.flush().await?;
+        Ok(spool)
+    }
+
+    /// The spooled bytes as a stream.
+    pub async fn body(
+        &self,
+    ) -> Result<BoxStream<'static, Result<Bytes, std::io::Error>>, std::io::Error> {
+        Ok(file_body(tokio::fs::File::open(&self.path).await?))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }

@@ -24,6 +24,8 @@ pub struct ConfigFile {
     pub run: RunSection,
     #[serde(default)]
     pub wait: WaitSection,
+    #[serde(default)]
+    pub media: MediaSection,
     /// Per-task entries; merged with the plain task-list file, if any.
     #[serde(default)]
     pub tasks: Vec<TaskEntry>,
@@ -49,10 +51,6 @@ pub struct ApiSection {
     pub max_attempts: Option<u32>,
     /// Client-side request budget shared by the whole process; 0 turns it off.
     pub rate_limit_per_minute: Option<u32>,
-    /// Hosts other than the API's from which media may be fetched (never with the token).
-    pub media_allowed_hosts: Option<Vec<String>>,
-    /// Largest media file fetched, in bytes.
-    pub max_media_bytes: Option<u64>,
 }
 
 /// `[store]`: where Parquet, manifests and media go.
@@ -94,6 +92,28 @@ pub struct WaitSection {
     pub max_poll_interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub max_wait: Option<Duration>,
+}
+
+/// `[media]`: fetching the files that media columns point to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaSection {
+    /// `false`: media columns stay URL text and nothing is downloaded.
+    pub enabled: Option<bool>,
+    /// `by-execution` (default) or `content-addressed`.
+    pub layout: Option<crate::media::MediaLayout>,
+    /// Downloads in flight across the whole run.
+    pub concurrency: Option<usize>,
+    /// `record` (default: the error goes into the row) or `fail` (the execution fails).
+    pub on_error: Option<crate::media::MediaErrorPolicy>,
+    /// Largest file fetched, in bytes.
+    pub max_bytes: Option<u64>,
+    /// Hosts other than the API's from which media may be fetched (never with the token).
+    pub allowed_hosts: Option<Vec<String>>,
+    /// A separate store for media; default: `[store]`.
+    pub store: Option<String>,
+    #[serde(default)]
+    pub store_options: BTreeMap<String, String>,
 }
 
 /// One `[[tasks]]` table.

@@ -14,6 +14,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
+use crate::media::MediaSettings;
 use crate::tasks::{self, ExecutionSelector, Shard, TaskSpec};
 use crate::waiter::WaitPolicy;
 pub use env::Env;
@@ -72,6 +73,14 @@ pub struct StoreConfig {
     pub options: Vec<(String, String)>,
 }
 
+/// Media fetching.
+#[derive(Debug, Clone, Default)]
+pub struct MediaConfig {
+    pub settings: MediaSettings,
+    /// A separate media store; `None` → the Parquet store.
+    pub store: Option<StoreConfig>,
+}
+
 /// Tuning of a run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -99,6 +108,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub run: RunOptions,
     pub wait: WaitPolicy,
+    pub media: MediaConfig,
     pub tasks: Vec<TaskSpec>,
     /// This worker's share of the executions, if the work is split.
     pub shard: Option<Shard>,
@@ -182,10 +192,10 @@ impl Config {
             Some(n) => api.rate_limit_per_minute = Some(n),
             None => {}
         }
-        if let Some(hosts) = &file.api.media_allowed_hosts {
+        if let Some(hosts) = &file.media.allowed_hosts {
             api.media_allowed_hosts = hosts.clone();
         }
-        if let Some(n) = file.api.max_media_bytes {
+        if let Some(n) = file.media.max_bytes {
             api.max_media_bytes = Some(n);
         }
 
@@ -208,6 +218,38 @@ impl Config {
         let store = StoreConfig {
             url: resolve_store_url(&store_raw, &store_base).map_err(|m| invalid("store.url", m))?,
             options: file.store.options.clone().into_iter().collect(),
+        };
+
+        // [media]
+        let mut settings = MediaSettings::default();
+        if let Some(e) = file.media.enabled {
+            settings.enabled = e;
+        }
+        if let Some(l) = file.media.layout {
+            settings.layout = l;
+        }
+        if let Some(c) = file.media.concurrency {
+            if c == 0 {
+                return Err(invalid(
+                    "media.concurrency",
+                    "must be at least 1".to_string(),
+                ));
+            }
+            settings.concurrency = c;
+        }
+        if let Some(p) = file.media.on_error {
+            settings.on_error = p;
+        }
+        let media_store = match &file.media.store {
+            Some(raw) => Some(StoreConfig {
+                url: resolve_store_url(raw, &base).map_err(|m| invalid("media.store", m))?,
+                options: file.media.store_options.clone().into_iter().collect(),
+            }),
+            None => None,
+        };
+        let media = MediaConfig {
+            settings,
+            store: media_store,
         };
 
         // [run]
@@ -335,6 +377,7 @@ impl Config {
             store,
             run,
             wait,
+            media,
             tasks: specs,
             shard: overrides.shard,
             path: path.to_path_buf(),

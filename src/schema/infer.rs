@@ -1,292 +1,327 @@
-//! Derives a [`TargetSchema`] from a task's JSON-Schema-like `output_schema`.
+//! `schema infer`: proposes a [`TargetSchema`] from a sample of raw batches.
 //!
-//! Only the keywords Titan documents or implies are read (`type`, `format`, `properties`,
-//! `required`, `title`); everything else is ignored. The result is not validated here.
+//! Per column, the narrowest type accepting every non-blank sampled value, tried in the
+//! order boolean → integer → number → date → timestamp → json → string. Invariant: the
+//! proposed schema validates and maps its own sample without a reject.
 
-use serde_json::Value;
+use arrow::array::{Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 
-use super::{ColumnSpec, ColumnType, SchemaError, TargetSchema};
+use super::coerce::parse_json;
+use super::parse_num::{parse_f64, parse_i64};
+use super::parse_time::{parse_date32, parse_iso_us};
+use super::transform::FixedTz;
+use super::{ColumnSpec, ColumnType, MAX_DECIMAL_PRECISION, RESERVED_PREFIX, TargetSchema};
 
-/// Origin named in errors about a derived schema.
-pub(super) const ORIGIN: &str = "output_schema";
+/// Which types every value seen so far fits.
+#[derive(Debug, Clone)]
+pub(super) struct Candidates {
+    seen: bool,
+    boolean: bool,
+    integer: bool,
+    /// Longest integer (digits) that did not fit i64; decimal(38,0) takes up to 38.
+    wide_digits: usize,
+    number: bool,
+    date: bool,
+    timestamp: bool,
+    json: bool,
+}
 
-pub(super) fn from_output_schema(v: &Value) -> Result<TargetSchema, SchemaError> {
-    let invalid = |field: &str, message: String| SchemaError::Invalid {
-        origin: ORIGIN.to_owned(),
-        field: field.to_owned(),
-        message,
-    };
-    let root = v
-        .as_object()
-        .ok_or_else(|| invalid("", format!("expected a JSON object, got {}", kind(v))))?;
-    if let Some(ty) = root.get("type") {
-        let types = type_names(ty).ok_or_else(|| {
-            invalid(
-                "type",
-                format!("expected a string or an array of strings, got {ty}"),
-            )
-        })?;
-        if !types.contains(&"object") {
-            return Err(invalid(
-                "type",
-                format!("a row schema must have type \"object\", got {ty}"),
-            ));
+impl Default for Candidates {
+    fn default() -> Self {
+        Candidates {
+            seen: false,
+            boolean: true,
+            integer: true,
+            wide_digits: 0,
+            number: true,
+            date: true,
+            timestamp: true,
+            json: true,
         }
     }
-    let properties = match root.get("properties") {
-        Some(Value::Object(p)) => p,
-        Some(other) => {
-            return Err(invalid(
-                "properties",
-                format!("expected an object, got {}", kind(other)),
-            ));
-        }
-        None => return Err(invalid("properties", "is missing".to_owned())),
-    };
-    let required: Vec<&str> = match root.get("required") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| {
-                item.as_str().ok_or_else(|| {
-                    invalid(
-                        "required",
-                        format!("expected an array of strings, found {item}"),
-                    )
-                })
-            })
-            .collect::<Result<_, _>>()?,
-        Some(other) => {
-            return Err(invalid(
-                "required",
-                format!("expected an array of strings, got {}", kind(other)),
-            ));
-        }
-    };
+}
 
-    let mut columns = Vec::with_capacity(properties.len());
-    for (name, prop) in properties {
-        let (ty, allows_null) = match prop {
-            Value::Object(p) => column_type(p),
-            // JSON Schema allows boolean subschemas (`true` = anything): keep the text.
-            Value::Bool(_) => (ColumnType::String, true),
-            other => {
-                return Err(invalid(
-                    &format!("properties.{name}"),
-                    format!("expected a schema object, got {}", kind(other)),
-                ));
+impl Candidates {
+    /// Narrows by one raw value (null and blank values say nothing).
+    pub(super) fn observe(&mut self, v: &str) {
+        let t = v.trim();
+        if t.is_empty() {
+            return;
+        }
+        self.seen = true;
+        if self.boolean {
+            self.boolean = ["true", "false", "yes", "no"]
+                .iter()
+                .any(|w| w.eq_ignore_ascii_case(t));
+        }
+        if self.integer {
+            let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
+            self.integer = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+            if self.integer && parse_i64(t, None).is_err() {
+                self.wide_digits = self.wide_digits.max(digits.trim_start_matches('0').len());
+                self.integer = self.wide_digits <= usize::from(MAX_DECIMAL_PRECISION);
             }
-        };
-        columns.push(ColumnSpec {
-            name: name.clone(),
-            source: name.clone(),
-            ty,
-            nullable: allows_null || !required.contains(&name.as_str()),
-        });
+        }
+        if self.number {
+            self.number = parse_f64(t).is_ok();
+        }
+        if self.date {
+            self.date = parse_date32(t).is_ok();
+        }
+        if self.timestamp {
+            self.timestamp = parse_iso_us(t, FixedTz(0)).is_ok();
+        }
+        if self.json {
+            self.json = matches!(t.as_bytes()[0], b'{' | b'[') && parse_json(t).is_ok();
+        }
     }
-    Ok(TargetSchema {
-        name: root.get("title").and_then(Value::as_str).map(str::to_owned),
+
+    /// The narrowest type fitting every observed value (string when none was seen).
+    pub(super) fn best(&self) -> ColumnType {
+        if !self.seen {
+            ColumnType::String
+        } else if self.boolean {
+            ColumnType::Boolean
+        } else if self.integer && self.wide_digits == 0 {
+            ColumnType::Int64
+        } else if self.integer {
+            ColumnType::Decimal {
+                precision: MAX_DECIMAL_PRECISION,
+                scale: 0,
+            }
+        } else if self.number {
+            ColumnType::Float64
+        } else if self.date {
+            ColumnType::Date
+        } else if self.timestamp {
+            ColumnType::Timestamp
+        } else if self.json {
+            ColumnType::Json
+        } else {
+            ColumnType::String
+        }
+    }
+
+    /// Narrows by the first `rows` values of a raw column.
+    pub(super) fn observe_column(&mut self, col: &dyn Array, rows: usize) {
+        let Some(text) = as_text(col) else {
+            // Not readable as text: only string is safe.
+            self.seen = true;
+            self.boolean = false;
+            self.integer = false;
+            self.number = false;
+            self.date = false;
+            self.timestamp = false;
+            self.json = false;
+            return;
+        };
+        for i in 0..rows.min(text.len()) {
+            if text.is_valid(i) {
+                self.observe(text.value(i));
+            }
+        }
+    }
+}
+
+fn as_text(col: &dyn Array) -> Option<StringArray> {
+    if let Some(s) = col.as_any().downcast_ref::<StringArray>() {
+        return Some(s.clone());
+    }
+    let text = cast(col, &DataType::Utf8).ok()?;
+    text.as_any().downcast_ref::<StringArray>().cloned()
+}
+
+/// Proposes a schema from the first `sample_rows` rows of `batches` (raw decoder output).
+///
+/// Columns come in first-seen order across batches; every column is nullable (a sample
+/// cannot prove a field is always present) and reads its field by name. Names that would
+/// not validate are adjusted (`source` keeps the field): control characters dropped, a
+/// `_titan_` prefix becomes `x_titan_`, blank names become `column_<n>`, and names equal
+/// ignoring ASCII case get `_2`, `_3`, … With no batches the schema has no columns (and so
+/// does not validate): there was nothing to infer from.
+pub fn infer_from_batches(batches: &[RecordBatch], sample_rows: usize) -> TargetSchema {
+    let mut fields: Vec<(String, Candidates)> = Vec::new();
+    let mut remaining = sample_rows;
+    for batch in batches {
+        let rows = remaining.min(batch.num_rows());
+        let schema = batch.schema();
+        for (field, col) in schema.fields().iter().zip(batch.columns()) {
+            let k = match fields.iter().position(|(n, _)| n == field.name()) {
+                Some(k) => k,
+                None => {
+                    fields.push((field.name().clone(), Candidates::default()));
+                    fields.len() - 1
+                }
+            };
+            fields[k].1.observe_column(col.as_ref(), rows);
+        }
+        remaining -= rows;
+    }
+    let mut columns: Vec<ColumnSpec> = Vec::with_capacity(fields.len());
+    for (source, cands) in fields {
+        let name = column_name(&source, &columns);
+        let mut spec = ColumnSpec::new(&name, cands.best(), true);
+        spec.source = source;
+        columns.push(spec);
+    }
+    TargetSchema {
+        name: None,
         version: 1,
         columns,
-    })
-}
-
-/// The column type of one property schema, and whether its `type` lists `"null"`.
-fn column_type(prop: &serde_json::Map<String, Value>) -> (ColumnType, bool) {
-    let types = prop.get("type").and_then(type_names).unwrap_or_default();
-    let allows_null = types.contains(&"null");
-    let non_null: Vec<&str> = types.into_iter().filter(|t| *t != "null").collect();
-    let ty = match non_null.as_slice() {
-        ["string"] => match prop.get("format").and_then(Value::as_str) {
-            Some("date-time") => ColumnType::Timestamp,
-            Some("date") => ColumnType::Date,
-            Some("media") => ColumnType::Media,
-            _ => ColumnType::String,
-        },
-        ["integer"] => ColumnType::Int64,
-        // Every integer is a number, so a union of the two is a number.
-        ["number"] | ["integer", "number"] | ["number", "integer"] => ColumnType::Float64,
-        ["boolean"] => ColumnType::Boolean,
-        ["object"] | ["array"] | ["object", "array"] | ["array", "object"] => ColumnType::Json,
-        // Missing, unknown or mixed types: text is the one lossless choice.
-        _ => ColumnType::String,
-    };
-    (ty, allows_null)
-}
-
-/// `"string"` or `["string", "null"]` as a list of names; `None` for any other shape.
-fn type_names(ty: &Value) -> Option<Vec<&str>> {
-    match ty {
-        Value::String(s) => Some(vec![s.as_str()]),
-        Value::Array(items) => items.iter().map(Value::as_str).collect(),
-        _ => None,
     }
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A valid column name for field `source`, distinct from `taken` (see [`infer_from_batches`]).
+pub(super) fn column_name(source: &str, taken: &[ColumnSpec]) -> String {
+    let mut name: String = source.chars().filter(|c| !c.is_control()).collect();
+    if name
+        .get(..RESERVED_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_PREFIX))
+    {
+        name.insert(0, 'x');
     }
+    if name.trim().is_empty() {
+        name = format!("column_{}", taken.len() + 1);
+    }
+    let clash = |n: &str| taken.iter().any(|c| c.name.eq_ignore_ascii_case(n));
+    if !clash(&name) {
+        return name;
+    }
+    (2..)
+        .map(|k| format!("{name}_{k}"))
+        .find(|n| !clash(n))
+        .expect("invariant: an unbounded counter eventually avoids a finite set of names")
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int32Array};
+    use arrow::datatypes::{Field, Schema};
 
     use super::*;
+    use crate::schema::{Lineage, Mapper};
 
-    fn col(name: &str, ty: ColumnType, nullable: bool) -> ColumnSpec {
-        ColumnSpec {
-            name: name.into(),
-            source: name.into(),
-            ty,
-            nullable,
-        }
-    }
-
-    /// The "Product monitor" task of the demo.
-    fn products_output_schema() -> Value {
-        json!({
-            "type": "object",
-            "properties": {
-                "product_name": {"type": "string"},
-                "price": {"type": "number"},
-                "currency": {"type": "string"},
-                "in_stock": {"type": "boolean"},
-                "rating": {"type": "number"},
-                "review_count": {"type": "integer"},
-                "scraped_at": {"type": "string", "format": "date-time"},
-                "product_url": {"type": "string"},
-                "image_url": {"type": "string", "format": "media"}
-            },
-            "required": ["product_name", "price", "product_url"]
-        })
+    fn batch(cols: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
+        let fields: Vec<Field> = cols
+            .iter()
+            .map(|(n, _)| Field::new(*n, DataType::Utf8, true))
+            .collect();
+        let arrays: Vec<ArrayRef> = cols
+            .iter()
+            .map(|(_, v)| Arc::new(StringArray::from(v.clone())) as ArrayRef)
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap()
     }
 
     #[test]
-    fn products_output_schema_gives_exact_columns_in_property_order() {
-        let schema = TargetSchema::from_output_schema(&products_output_schema()).unwrap();
-        assert_eq!(schema.name, None);
-        assert_eq!(schema.version, 1);
-        assert_eq!(
-            schema.columns,
-            vec![
-                col("product_name", ColumnType::String, false),
-                col("price", ColumnType::Float64, false),
-                col("currency", ColumnType::String, true),
-                col("in_stock", ColumnType::Boolean, true),
-                col("rating", ColumnType::Float64, true),
-                col("review_count", ColumnType::Int64, true),
-                col("scraped_at", ColumnType::Timestamp, true),
-                col("product_url", ColumnType::String, false),
-                col("image_url", ColumnType::Media, true),
-            ]
-        );
-    }
-
-    #[test]
-    fn every_documented_type_mapping() {
-        let v = json!({
-            "title": "Everything",
-            "properties": {
-                "s": {"type": "string"},
-                "d": {"type": "string", "format": "date"},
-                "ts": {"type": "string", "format": "date-time"},
-                "m": {"type": "string", "format": "media"},
-                "email": {"type": "string", "format": "email"},
-                "i": {"type": "integer"},
-                "n": {"type": "number"},
-                "b": {"type": "boolean"},
-                "o": {"type": "object", "properties": {"x": {"type": "string"}}},
-                "a": {"type": "array", "items": {"type": "string"}},
-                "untyped": {"description": "no type"},
-                "weird": {"type": "uuid"},
-                "nullable_int": {"type": ["integer", "null"]},
-                "int_or_num": {"type": ["integer", "number"]},
-                "str_or_num": {"type": ["string", "number"]},
-                "anything": true,
-                "fmt_on_int": {"type": "integer", "format": "date-time"}
-            },
-            "required": ["nullable_int", "i", "not_a_property"]
-        });
-        let schema = TargetSchema::from_output_schema(&v).unwrap();
-        assert_eq!(schema.name.as_deref(), Some("Everything"));
-        let got: Vec<(&str, ColumnType, bool)> = schema
+    fn narrowest_type_per_column() {
+        let b = batch(&[
+            ("flag", vec![Some("true"), Some("No"), None]),
+            ("bits", vec![Some("1"), Some("0"), Some("")]),
+            ("big", vec![Some("9007199254740993"), Some("-5"), None]),
+            (
+                "huge",
+                vec![Some("123456789012345678901234567890"), Some("1"), None],
+            ),
+            ("price", vec![Some("12.5"), Some("3"), Some("1e3")]),
+            ("day", vec![Some("2024-03-10"), Some("2024-02-29"), None]),
+            (
+                "at",
+                vec![Some("2024-03-10"), Some("2024-03-10T12:00:00+05:30"), None],
+            ),
+            ("obj", vec![Some(r#"{"a":1}"#), Some("[1,2]"), None]),
+            ("text", vec![Some("n/a"), Some("12"), None]),
+            ("empty", vec![None, Some(" "), None]),
+            ("money", vec![Some("$1,299.00"), None, None]),
+            ("jsonish", vec![Some("{oops"), None, None]),
+        ]);
+        let schema = infer_from_batches(std::slice::from_ref(&b), 100);
+        let got: Vec<(String, String)> = schema
             .columns
             .iter()
-            .map(|c| (c.name.as_str(), c.ty.clone(), c.nullable))
+            .map(|c| (c.name.clone(), c.ty.to_string()))
             .collect();
-        use ColumnType::*;
+        let want = [
+            ("flag", "boolean"),
+            ("bits", "integer"),
+            ("big", "integer"),
+            ("huge", "decimal(38,0)"),
+            ("price", "number"),
+            ("day", "date"),
+            ("at", "timestamp"),
+            ("obj", "json"),
+            ("text", "string"),
+            ("empty", "string"),
+            ("money", "string"),
+            ("jsonish", "string"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        assert!(schema.columns.iter().all(|c| c.nullable));
+        schema.validate().unwrap();
+        // The proposal maps its own sample without a reject.
+        let mapper = Mapper::new(
+            &schema,
+            Lineage {
+                task_id: "t".into(),
+                execution_id: "e".into(),
+            },
+        );
+        let (out, rejects) = mapper.map_with_rejects(&b, 1).unwrap();
+        assert!(rejects.is_empty(), "{rejects:?}");
+        assert_eq!(out.num_rows(), 3);
+    }
+
+    #[test]
+    fn sample_limit_union_of_batches_and_name_fixes() {
+        let a = batch(&[
+            ("n", vec![Some("1"), Some("x")]),
+            ("_titan_row", vec![Some("1"), None]),
+        ]);
+        let b = batch(&[
+            ("N", vec![Some("2")]),
+            ("\u{7}", vec![Some("a")]),
+            ("n", vec![Some("y")]),
+        ]);
+        // Only the first row is sampled: `x` and batch b's `y` are not seen.
+        let schema = infer_from_batches(&[a.clone(), b.clone()], 1);
+        let got: Vec<(&str, &str, String)> = schema
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.source.as_str(), c.ty.to_string()))
+            .collect();
         assert_eq!(
             got,
             vec![
-                ("s", String, true),
-                ("d", Date, true),
-                ("ts", Timestamp, true),
-                ("m", Media, true),
-                ("email", String, true),
-                ("i", Int64, false),
-                ("n", Float64, true),
-                ("b", Boolean, true),
-                ("o", Json, true),
-                ("a", Json, true),
-                ("untyped", String, true),
-                ("weird", String, true),
-                // Required, but its type admits null: nulls are data, not rejects.
-                ("nullable_int", Int64, true),
-                ("int_or_num", Float64, true),
-                ("str_or_num", String, true),
-                ("anything", String, true),
-                ("fmt_on_int", Int64, true),
+                ("n", "n", "integer".to_string()),
+                ("x_titan_row", "_titan_row", "integer".to_string()),
+                ("N_2", "N", "string".to_string()),
+                ("column_4", "\u{7}", "string".to_string()),
             ]
         );
-    }
-
-    fn invalid_field(v: Value) -> (String, String) {
-        match TargetSchema::from_output_schema(&v).unwrap_err() {
-            SchemaError::Invalid {
-                origin,
-                field,
-                message,
-            } => {
-                assert_eq!(origin, "output_schema");
-                (field, message)
-            }
-            other => panic!("expected Invalid, got {other:?}"),
-        }
+        schema.validate().unwrap();
+        let schema = infer_from_batches(&[a, b], 10);
+        assert_eq!(schema.columns[0].ty, ColumnType::String);
+        assert!(infer_from_batches(&[], 10).columns.is_empty());
     }
 
     #[test]
-    fn malformed_output_schemas_name_the_field() {
-        assert_eq!(invalid_field(json!([1])).0, "");
+    fn typed_raw_columns_are_read_as_text() {
+        let b = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![Field::new("i", DataType::Int32, true)])),
+            vec![Arc::new(Int32Array::from(vec![Some(1), None]))],
+        )
+        .unwrap();
         assert_eq!(
-            invalid_field(json!({"type": "array", "items": {}})).0,
-            "type"
+            infer_from_batches(&[b], 10).columns[0].ty,
+            ColumnType::Int64
         );
-        assert_eq!(invalid_field(json!({"type": "object"})).0, "properties");
-        assert_eq!(invalid_field(json!({"properties": []})).0, "properties");
-        assert_eq!(
-            invalid_field(json!({"properties": {"a": {}}, "required": "a"})).0,
-            "required"
-        );
-        assert_eq!(
-            invalid_field(json!({"properties": {"a": {}}, "required": [1]})).0,
-            "required"
-        );
-        assert_eq!(
-            invalid_field(json!({"properties": {"a": 5}})).0,
-            "properties.a"
-        );
-        // Validation runs too, with the derived origin.
-        let (field, message) = invalid_field(json!({"properties": {}}));
-        assert_eq!(field, "columns");
-        assert!(message.contains("at least one column"), "{message}");
-        let (field, _) = invalid_field(json!({"properties": {"_titan_row": {"type": "integer"}}}));
-        assert_eq!(field, "columns[0].name");
     }
 }

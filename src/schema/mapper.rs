@@ -20,7 +20,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::error::ArrowError;
 
 use super::coerce::{self, RejectReason};
-use super::{ColumnSpec, TargetSchema};
+use super::policy::BadRowPolicy;
+use super::{ColumnSpec, SourcePath, TargetSchema, nested};
 
 /// Longest value text (in chars, including the trailing `…`) kept in errors and rejects.
 const MAX_VALUE_CHARS: usize = 200;
@@ -40,9 +41,21 @@ pub struct Reject {
     /// Target column name.
     pub column: String,
     /// The raw text, untrimmed (at most 200 chars, `…`-terminated when cut); `None` when
-    /// the raw value was null. A blank value rejected as null keeps its text here.
+    /// the raw value was null. A blank value rejected as null keeps its text here; for a
+    /// path source whose JSON could not be followed, this is the root field's text.
     pub value: Option<String>,
     pub reason: RejectReason,
+    /// What the column accepts (type and formats), for humans.
+    pub expected: String,
+}
+
+/// A mapped batch and the rejects of its raw batch (empty under [`BadRowPolicy::Fail`]).
+#[derive(Debug)]
+pub struct Mapped {
+    /// Accepted rows only, in the mapper's Arrow schema.
+    pub batch: RecordBatch,
+    /// One per rejected (row, column), ordered by row then column.
+    pub rejects: Vec<Reject>,
 }
 
 /// Errors of mapping a raw batch.
@@ -91,6 +104,9 @@ pub enum MapError {
 #[derive(Debug)]
 pub struct Mapper {
     columns: Vec<ColumnSpec>,
+    /// Per column: its parsed source and what it accepts (for errors).
+    sources: Vec<SourcePath>,
+    expected: Vec<String>,
     schema: SchemaRef,
     lineage: Lineage,
     /// `[task_id, execution_id]` repeated for the largest batch seen so far.
@@ -101,6 +117,8 @@ impl Clone for Mapper {
     fn clone(&self) -> Self {
         Mapper {
             columns: self.columns.clone(),
+            sources: self.sources.clone(),
+            expected: self.expected.clone(),
             schema: Arc::clone(&self.schema),
             lineage: self.lineage.clone(),
             lineage_cache: Mutex::new(None),
@@ -111,8 +129,11 @@ impl Clone for Mapper {
 /// Typed columns of one batch before rejected rows are removed.
 struct Coercion {
     arrays: Vec<ArrayRef>,
-    /// The Utf8 raw column per target column (`None` when absent), to quote rejected values.
+    /// The text each target column was coerced from (`None` when absent), to quote
+    /// rejected values.
     texts: Vec<Option<StringArray>>,
+    /// For path sources, the root field's text (quoted when the path could not be followed).
+    roots: Vec<Option<StringArray>>,
     /// (row index in batch, column index, reason), sorted by row then column.
     rejects: Vec<(usize, usize, RejectReason)>,
 }
@@ -123,6 +144,12 @@ impl Mapper {
     pub fn new(schema: &TargetSchema, lineage: Lineage) -> Self {
         Mapper {
             columns: schema.columns.clone(),
+            sources: schema.columns.iter().map(ColumnSpec::source_path).collect(),
+            expected: schema
+                .columns
+                .iter()
+                .map(|c| coerce::expected(&c.ty, &c.transform))
+                .collect(),
             schema: schema.arrow_schema(),
             lineage,
             lineage_cache: Mutex::new(None),
@@ -136,9 +163,10 @@ impl Mapper {
 
     /// Maps one raw batch. `first_row` is the 1-based export row number of the batch's first row.
     ///
-    /// A source column absent from the raw batch becomes an all-null column (an error,
-    /// `MissingColumn`, if the column is not nullable); raw columns not in the schema are
-    /// ignored. The first rejected value fails the whole batch (`BadValue`/`NullValue`).
+    /// A source absent from the raw batch gives the column's `default` in every row, else
+    /// nulls (an error, `MissingColumn`, if the column is not nullable); raw columns not in
+    /// the schema are ignored. The first rejected value fails the whole batch
+    /// (`BadValue`/`NullValue`).
     pub fn map(&self, raw: &RecordBatch, first_row: u64) -> Result<RecordBatch, MapError> {
         let base = row_base(first_row, raw.num_rows())?;
         let coercion = self.coerce(raw)?;
@@ -153,7 +181,7 @@ impl Mapper {
                     row: reject.row,
                     column: reject.column,
                     value,
-                    expected: coerce::expected(&self.columns[c].ty).to_owned(),
+                    expected: reject.expected,
                     reason,
                 },
             });
@@ -190,35 +218,88 @@ impl Mapper {
         Ok((batch, rejects))
     }
 
+    /// Maps one raw batch under a bad-row policy: `Fail` is [`Mapper::map`] (first reject
+    /// is the error), `Skip` and `Quarantine` are [`Mapper::map_with_rejects`] (the caller
+    /// counts the rejects, and for `Quarantine` writes them with
+    /// [`super::QuarantineEncoder`]).
+    pub fn map_batch(
+        &self,
+        raw: &RecordBatch,
+        first_row: u64,
+        policy: BadRowPolicy,
+    ) -> Result<Mapped, MapError> {
+        match policy {
+            BadRowPolicy::Fail => Ok(Mapped {
+                batch: self.map(raw, first_row)?,
+                rejects: Vec::new(),
+            }),
+            BadRowPolicy::Skip | BadRowPolicy::Quarantine => {
+                let (batch, rejects) = self.map_with_rejects(raw, first_row)?;
+                Ok(Mapped { batch, rejects })
+            }
+        }
+    }
+
     fn coerce(&self, raw: &RecordBatch) -> Result<Coercion, MapError> {
         let n = raw.num_rows();
         let raw_schema = raw.schema();
         let mut arrays = Vec::with_capacity(self.columns.len());
         let mut texts = Vec::with_capacity(self.columns.len());
+        let mut roots = Vec::with_capacity(self.columns.len());
         let mut rejects = Vec::new();
-        for (c, spec) in self.columns.iter().enumerate() {
-            let Ok(idx) = raw_schema.index_of(&spec.source) else {
-                if !spec.nullable {
+        for (c, (spec, source)) in self.columns.iter().zip(&self.sources).enumerate() {
+            // A raw column named like the whole source wins (CSV headers such as `a.b`).
+            let literal = raw_schema.index_of(&spec.source).ok();
+            let (text, root, mut path_rejects) = match (literal, source) {
+                (Some(idx), _) => (Some(as_utf8(raw.column(idx), &spec.source)?), None, vec![]),
+                (None, SourcePath::Path { root, rest }) => match raw_schema.index_of(root) {
+                    Ok(idx) => {
+                        let root_text = as_utf8(raw.column(idx), root)?;
+                        let (text, rejects) = nested::extract_path(&root_text, rest);
+                        (Some(text), Some(root_text), rejects)
+                    }
+                    Err(_) => (None, None, vec![]),
+                },
+                (None, SourcePath::Field(_)) => (None, None, vec![]),
+            };
+            let text = match text {
+                Some(t) => t,
+                None if spec.nullable || spec.default.is_some() => {
+                    if spec.default.is_none() {
+                        arrays.push(new_null_array(&spec.ty.arrow_type(), n));
+                        texts.push(None);
+                        roots.push(None);
+                        continue;
+                    }
+                    StringArray::new_null(n)
+                }
+                None => {
                     return Err(MapError::MissingColumn {
                         column: spec.name.clone(),
                         source_field: spec.source.clone(),
                     });
                 }
-                arrays.push(new_null_array(&spec.ty.arrow_type(), n));
-                texts.push(None);
-                continue;
             };
-            let text = as_utf8(raw.column(idx), &spec.source)?;
-            let coerced = coerce::coerce(&spec.ty, &text, spec.nullable);
-            rejects.extend(coerced.rejects.into_iter().map(|(i, r)| (i, c, r)));
+            let coerced = coerce::coerce(spec, &text);
+            // A row whose path failed is reported for that, not again as a null.
+            let mut column_rejects = coerced.rejects;
+            if !path_rejects.is_empty() {
+                column_rejects
+                    .retain(|(i, _)| path_rejects.binary_search_by_key(i, |&(j, _)| j).is_err());
+                column_rejects.append(&mut path_rejects);
+                column_rejects.sort_by_key(|&(i, _)| i);
+            }
+            rejects.extend(column_rejects.into_iter().map(|(i, r)| (i, c, r)));
             arrays.push(coerced.array);
             texts.push(Some(text));
+            roots.push(root);
         }
         // Each column's list is ascending; a stable sort by row keeps column order per row.
         rejects.sort_by_key(|&(i, _, _)| i);
         Ok(Coercion {
             arrays,
             texts,
+            roots,
             rejects,
         })
     }
@@ -231,15 +312,17 @@ impl Mapper {
         c: usize,
         reason: RejectReason,
     ) -> Reject {
-        let value = coercion.texts[c]
-            .as_ref()
-            .filter(|t| t.is_valid(i))
-            .map(|t| truncate(t.value(i)));
+        let quote = |a: &Option<StringArray>| {
+            a.as_ref()
+                .filter(|t| t.is_valid(i))
+                .map(|t| truncate(t.value(i)))
+        };
         Reject {
             row: base.unsigned_abs() + i as u64,
             column: self.columns[c].name.clone(),
-            value,
+            value: quote(&coercion.texts[c]).or_else(|| quote(&coercion.roots[c])),
             reason,
+            expected: self.expected[c].clone(),
         }
     }
 
@@ -356,12 +439,9 @@ mod tests {
     use crate::schema::{ColumnType, LINEAGE_ROW};
 
     fn spec(name: &str, source: &str, ty: ColumnType, nullable: bool) -> ColumnSpec {
-        ColumnSpec {
-            name: name.into(),
-            source: source.into(),
-            ty,
-            nullable,
-        }
+        let mut c = ColumnSpec::new(name, ty, nullable);
+        c.source = source.into();
+        c
     }
 
     fn schema() -> TargetSchema {
@@ -507,6 +587,12 @@ mod tests {
             column: column.into(),
             value: value.map(str::to_owned),
             reason,
+            expected: match column {
+                "price" => "number (finite float64)",
+                "in_stock" => "boolean (true: true/yes/y/on/1; false: false/no/n/off/0)",
+                _ => "string",
+            }
+            .into(),
         };
         assert_eq!(
             rejects,

@@ -1,23 +1,50 @@
 //! Target schemas: what typed columns an export becomes, and the mapper that gets it there.
 //!
-//! A [`TargetSchema`] comes from a schema file (`schemas/*.json`, see `schemas/README.md`)
-//! or is derived from a task's `output_schema`. Invariant: every `TargetSchema` handed out by
-//! a constructor here has passed [`TargetSchema::validate`], so the mapper can trust it.
+//! A [`TargetSchema`] comes from a schema file (`schemas/README.md`), a task's `output_schema`,
+//! inference or evolution; [`Mapper`] maps raw batches under a [`BadRowPolicy`] and
+//! [`QuarantineEncoder`] writes its rejects. Invariant: constructors here return only
+//! schemas that passed [`TargetSchema::validate`], so the mapper can trust them.
 
 mod coerce;
+mod derive;
+mod evolve;
 mod infer;
+mod jsontext;
 mod mapper;
+mod nested;
+mod parse_num;
+mod parse_time;
+mod policy;
+mod quarantine;
+mod source;
 mod spec;
+mod transform;
+mod types;
+
+#[cfg(test)]
+mod golden_tests;
+#[cfg(test)]
+mod prop_tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::StringArray;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use sha2::{Digest, Sha256};
 
 pub use coerce::RejectReason;
-pub use mapper::{Lineage, MapError, Mapper, Reject};
-pub use spec::UnknownType;
+pub use evolve::{
+    EvolutionError, EvolutionPolicy, Evolved, ExtraFieldPolicy, MissingFieldPolicy,
+    json_record_keys,
+};
+pub use infer::infer_from_batches;
+pub use mapper::{Lineage, MapError, Mapped, Mapper, Reject};
+pub use policy::{BadRowPolicy, RejectPolicy, RejectRatioExceeded, RejectStats};
+pub use quarantine::{QuarantineEncoder, QuarantineError, REJECTS_DIR};
+pub use source::SourcePath;
+pub use transform::{Currency, FixedTz, RoundMode, Strftime, TimeFormat, Transform};
+pub use types::{ColumnType, MAX_DECIMAL_PRECISION, StructField, TypeError, media_arrow_type};
 
 /// Lineage column: the Titan task id of the row (Utf8, non-null).
 pub const LINEAGE_TASK_ID: &str = "_titan_task_id";
@@ -33,54 +60,45 @@ pub const TYPE_METADATA_KEY: &str = "titan.type";
 
 /// Bumped when the canonical text behind [`TargetSchema::fingerprint`] or the meaning of a
 /// mapped column changes (lineage columns, coercion rules), so old fingerprints stop matching.
-const FINGERPRINT_FORMAT: u32 = 1;
-
-/// The type of a target column; decides its Arrow type and how raw text is coerced.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ColumnType {
-    /// Text, passed through unchanged.
-    String,
-    /// Signed 64-bit integer, parsed exactly (never through `f64`).
-    Int64,
-    /// 64-bit float; only finite values.
-    Float64,
-    /// `true`/`false`, `1`/`0`, `yes`/`no`.
-    Boolean,
-    /// Instant in UTC, microsecond precision.
-    Timestamp,
-    /// Calendar date (`YYYY-MM-DD`).
-    Date,
-    /// Any JSON value, validated and kept as its text.
-    Json,
-    /// URL of a media asset (Utf8 for now; the media fetcher may rewrite it later).
-    Media,
-}
-
-impl ColumnType {
-    /// The Arrow type of the mapped column.
-    pub fn arrow_type(&self) -> DataType {
-        match self {
-            ColumnType::String | ColumnType::Json | ColumnType::Media => DataType::Utf8,
-            ColumnType::Int64 => DataType::Int64,
-            ColumnType::Float64 => DataType::Float64,
-            ColumnType::Boolean => DataType::Boolean,
-            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            ColumnType::Date => DataType::Date32,
-        }
-    }
-}
+/// 2: transforms, defaults and the nested/decimal types; Unicode trimming; more boolean words.
+const FINGERPRINT_FORMAT: u32 = 2;
 
 /// One target column and where its values come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSpec {
     /// Name of the output column.
     pub name: String,
-    /// Source field name in the export (CSV header / JSON key); defaults to `name`.
+    /// Source field in the export (CSV header / JSON key), or a path into a nested JSON
+    /// field (`a.b.0`, JSON pointer `/a/b/0`; see [`SourcePath`]); defaults to `name`.
     pub source: String,
     /// Target type.
     pub ty: ColumnType,
-    /// Whether nulls are allowed; a null in a non-nullable column rejects the row.
+    /// Whether nulls are allowed; a null (after the default) rejects the row otherwise.
     pub nullable: bool,
+    /// Text used instead of a null value (missing field, null, blank, a `null_values` word);
+    /// parsed like any value of the column.
+    pub default: Option<String>,
+    /// How the raw text is cleaned and read.
+    pub transform: Transform,
+}
+
+impl ColumnSpec {
+    /// A plain column: source = name, no default, default transforms.
+    pub fn new(name: &str, ty: ColumnType, nullable: bool) -> Self {
+        ColumnSpec {
+            name: name.to_owned(),
+            source: name.to_owned(),
+            ty,
+            nullable,
+            default: None,
+            transform: Transform::default(),
+        }
+    }
+
+    /// Where the values come from: a top-level field, or a path inside one.
+    pub fn source_path(&self) -> SourcePath {
+        SourcePath::parse(&self.source)
+    }
 }
 
 /// The typed shape one task's exports are mapped to.
@@ -174,16 +192,17 @@ impl TargetSchema {
     /// A column is non-nullable exactly when it is listed in `required` and its `type` does
     /// not also allow `"null"`; the Arrow/Parquet field mirrors that (see schemas/README.md).
     pub fn from_output_schema(v: &serde_json::Value) -> Result<Self, SchemaError> {
-        let schema = infer::from_output_schema(v)?;
+        let schema = derive::from_output_schema(v)?;
         schema
             .validate()
-            .map_err(|e| e.with_origin(infer::ORIGIN))?;
+            .map_err(|e| e.with_origin(derive::ORIGIN))?;
         Ok(schema)
     }
 
     /// Validates: version ≥ 1, non-empty, unique column names (ASCII case-insensitive, as
     /// DuckDB and Hive compare them), names not starting with `_titan_` (reserved for
-    /// lineage), no empty or control-character names, no empty source.
+    /// lineage), no empty or control-character names, no empty source, a well-formed source
+    /// path, transforms that apply to the column type, and a default that converts.
     pub fn validate(&self) -> Result<(), SchemaError> {
         let invalid = |field: String, message: String| SchemaError::Invalid {
             origin: self.name.clone().unwrap_or_else(|| "<schema>".to_owned()),
@@ -234,17 +253,37 @@ impl TargetSchema {
             if col.source.is_empty() {
                 return Err(invalid(field("source"), "must not be empty".into()));
             }
+            if let Err(message) = SourcePath::check(&col.source) {
+                return Err(invalid(field("source"), message));
+            }
+            if let Err((key, message)) = col.transform.check(&col.ty) {
+                return Err(invalid(field(key), message));
+            }
+            if let Some(default) = &col.default {
+                let probe = StringArray::from(vec![Some(default.as_str())]);
+                let c = coerce::coerce(col, &probe);
+                if let Some(&(_, reason)) = c.rejects.first() {
+                    return Err(invalid(
+                        field("default"),
+                        format!(
+                            "{default:?} is not a valid value of the column ({reason}; expected {})",
+                            coerce::expected(&col.ty, &col.transform)
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }
 
-    /// Source field names in column order (what the JSON decoder must extract); a source
-    /// used by several columns is listed once, at its first use.
+    /// Top-level source field names in column order (what the JSON decoder must extract):
+    /// a path source contributes its root field; each name is listed once, at its first use.
     pub fn source_fields(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::with_capacity(self.columns.len());
         for col in &self.columns {
-            if !out.contains(&col.source) {
-                out.push(col.source.clone());
+            let root = col.source_path().root().to_owned();
+            if !out.contains(&root) {
+                out.push(root);
             }
         }
         out
@@ -293,6 +332,13 @@ impl TargetSchema {
     }
 }
 
+/// `schema check FILE`: loads and validates a schema file; the error names the file and the
+/// line/column (syntax, unknown keys, bad type names, formats, zones) or the field path
+/// (`columns[2].default`) of the first problem.
+pub fn check_file(path: &Path) -> Result<TargetSchema, SchemaError> {
+    TargetSchema::from_file(path)
+}
+
 impl SchemaError {
     /// Replaces the origin of an `Invalid` error; `validate` cannot know where text came from.
     fn with_origin(self, origin: &str) -> Self {
@@ -322,17 +368,16 @@ fn byte_offset(text: &str, line: usize, column: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use arrow::datatypes::TimeUnit;
+
     use super::*;
 
     const PRODUCTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/products.json");
 
     fn col(name: &str, source: &str, ty: ColumnType, nullable: bool) -> ColumnSpec {
-        ColumnSpec {
-            name: name.into(),
-            source: source.into(),
-            ty,
-            nullable,
-        }
+        let mut c = ColumnSpec::new(name, ty, nullable);
+        c.source = source.into();
+        c
     }
 
     fn products() -> TargetSchema {
@@ -343,13 +388,24 @@ mod tests {
     fn products_file_loads_with_renames_and_defaults() {
         let schema = products();
         assert_eq!(schema.name.as_deref(), Some("products"));
-        assert_eq!(schema.version, 1);
+        assert_eq!(schema.version, 2);
         use ColumnType::*;
+        let mut price = col(
+            "price",
+            "price",
+            Decimal {
+                precision: 12,
+                scale: 2,
+            },
+            false,
+        );
+        price.transform.currency = Some(Currency::Any);
+        price.transform.thousands_separator = Some(',');
         assert_eq!(
             schema.columns,
             vec![
                 col("name", "product_name", String, false),
-                col("price", "price", Float64, false),
+                price,
                 col("currency", "currency", String, true),
                 col("in_stock", "in_stock", Boolean, true),
                 col("rating", "rating", Float64, true),
@@ -361,7 +417,8 @@ mod tests {
         );
     }
 
-    /// The example file is the derived schema with two columns renamed, nothing else.
+    /// The example file is the derived schema with two columns renamed and the price made
+    /// an exact decimal that also reads currency text.
     #[test]
     fn products_file_matches_the_derived_schema_up_to_renames() {
         let output_schema = serde_json::json!({
@@ -380,6 +437,13 @@ mod tests {
         derived.name = Some("products".into());
         derived.columns[0].name = "name".into();
         derived.columns[7].name = "url".into();
+        derived.version = 2;
+        derived.columns[1].ty = ColumnType::Decimal {
+            precision: 12,
+            scale: 2,
+        };
+        derived.columns[1].transform.currency = Some(Currency::Any);
+        derived.columns[1].transform.thousands_separator = Some(',');
         assert_eq!(derived, products());
         assert_eq!(derived.fingerprint(), products().fingerprint());
     }
@@ -397,7 +461,7 @@ mod tests {
             got,
             vec![
                 ("name", &DataType::Utf8, false),
-                ("price", &DataType::Float64, false),
+                ("price", &DataType::Decimal128(12, 2), false),
                 ("currency", &DataType::Utf8, true),
                 ("in_stock", &DataType::Boolean, true),
                 ("rating", &DataType::Float64, true),
@@ -412,6 +476,7 @@ mod tests {
         );
         let meta = |i: usize| schema.field(i).metadata().get(TYPE_METADATA_KEY).cloned();
         assert_eq!(meta(8).as_deref(), Some("media"));
+        assert_eq!(meta(1).as_deref(), Some("decimal(12,2)"));
         assert_eq!(meta(5).as_deref(), Some("integer"));
         assert_eq!(meta(9), None);
         assert_eq!(ColumnType::Date.arrow_type(), DataType::Date32);
@@ -447,7 +512,7 @@ mod tests {
         // Pinned: a different value means every stored manifest would see a "changed" schema.
         assert_eq!(
             base.fingerprint(),
-            "2a1b8471ec1754f10f58da62b7c1dbdb43b8af8e0ccaf8281af254ef3daa6c47"
+            "c02c9551e4c943c73bc6323b656bd8ac65263048084041de889c6312525861f7"
         );
         let changed = |f: &dyn Fn(&mut TargetSchema)| {
             let mut s = base.clone();
@@ -464,8 +529,11 @@ mod tests {
             &|s| s.columns[2].nullable = false,
             &|s| s.columns[2].source = "ccy".into(),
             &|s| s.columns[2].name = "ccy".into(),
-            &|s| s.version = 2,
+            &|s| s.version = 3,
             &|s| s.columns.swap(2, 3),
+            &|s| s.columns[1].transform.thousands_separator = None,
+            &|s| s.columns[2].default = Some("USD".into()),
+            &|s| s.columns[6].transform.timezone = Some(FixedTz(3600)),
         ] {
             assert_ne!(changed(change), base.fingerprint());
         }
@@ -481,6 +549,19 @@ mod tests {
                 .unwrap()
                 .fingerprint()
         );
+    }
+
+    /// The first example of schemas/README.md is a valid schema file.
+    #[test]
+    fn readme_example_loads() {
+        let readme = include_str!("../../schemas/README.md");
+        let start = readme.find("```json\n").unwrap() + "```json\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let schema = TargetSchema::from_json_str(&readme[start..end], "README").unwrap();
+        let sources: Vec<SourcePath> = schema.columns.iter().map(ColumnSpec::source_path).collect();
+        assert_eq!(sources[2], SourcePath::parse("seller.name"));
+        assert_eq!(schema.columns[4].transform.split.as_deref(), Some("|"));
+        assert_eq!(schema.source_fields()[2], "seller");
     }
 
     #[test]
@@ -518,7 +599,10 @@ mod tests {
         assert_eq!(field, "columns[1].nulable");
         assert_eq!(
             message,
-            "unknown field `nulable`, expected one of `name`, `source`, `type`, `nullable`"
+            "unknown field `nulable`, expected one of `name`, `source`, `type`, `nullable`, \
+             `default`, `trim`, `empty_as_null`, `null_values`, `decimal_separator`, \
+             `thousands_separator`, `currency`, `round`, `true_values`, `false_values`, \
+             `formats`, `timezone`, `split`"
         );
 
         let bad_type = "{\"version\": 1,\n \"columns\": [{\"name\": \"a\", \"type\": \"strng\"}]}";

@@ -1,85 +1,13 @@
 //! Serde types of the schema file (`schemas/*.json`), mirroring `schemas/schema.schema.json`.
 //!
-//! Owns the on-disk shape only: unknown keys are rejected, defaults (`source` = name,
-//! `nullable` = true) are applied when converting to [`super::TargetSchema`].
+//! Owns the on-disk shape only: unknown keys are rejected, typed options (type names, time
+//! formats, zones) are parsed here so their errors carry a line and column; defaults
+//! (`source` = name, `nullable` = true) are applied when converting to [`super::TargetSchema`].
 
-use std::fmt;
-use std::str::FromStr;
+use serde::{Deserialize, Serialize};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
+use super::transform::{self, Currency, FixedTz, RoundMode, TimeFormat, Transform};
 use super::{ColumnSpec, ColumnType, TargetSchema};
-
-/// The canonical type names, in the order error messages list them.
-const TYPE_NAMES: &str =
-    "string, integer (int64), number (float64), boolean, timestamp, date, json, media";
-
-impl ColumnType {
-    /// The canonical name used in schema files and fingerprints.
-    fn canonical_name(&self) -> &'static str {
-        match self {
-            ColumnType::String => "string",
-            ColumnType::Int64 => "integer",
-            ColumnType::Float64 => "number",
-            ColumnType::Boolean => "boolean",
-            ColumnType::Timestamp => "timestamp",
-            ColumnType::Date => "date",
-            ColumnType::Json => "json",
-            ColumnType::Media => "media",
-        }
-    }
-}
-
-impl fmt::Display for ColumnType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.canonical_name())
-    }
-}
-
-/// Why a type name was not understood; its message lists the accepted names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown column type `{name}`, expected one of: {TYPE_NAMES}")]
-pub struct UnknownType {
-    /// The text that was given.
-    pub name: String,
-}
-
-impl FromStr for ColumnType {
-    type Err = UnknownType;
-
-    /// Parses a type name. Names are exact (lowercase); parsing from text rather than a
-    /// closed serde enum leaves room for parameterised types such as `decimal(12,2)`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "string" => ColumnType::String,
-            "integer" | "int64" => ColumnType::Int64,
-            "number" | "float64" => ColumnType::Float64,
-            "boolean" => ColumnType::Boolean,
-            "timestamp" => ColumnType::Timestamp,
-            "date" => ColumnType::Date,
-            "json" => ColumnType::Json,
-            "media" => ColumnType::Media,
-            other => {
-                return Err(UnknownType {
-                    name: other.to_owned(),
-                });
-            }
-        })
-    }
-}
-
-impl Serialize for ColumnType {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for ColumnType {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 /// The top level of a schema file.
 #[derive(Debug, Deserialize)]
@@ -95,7 +23,8 @@ pub(crate) struct SchemaFile {
     pub(crate) columns: Vec<ColumnFile>,
 }
 
-/// One column entry of a schema file.
+/// One column entry of a schema file: the column, its default and its transforms (flat
+/// keys, documented in schemas/README.md).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ColumnFile {
@@ -106,10 +35,68 @@ pub(crate) struct ColumnFile {
     pub(crate) ty: ColumnType,
     #[serde(default = "default_nullable")]
     pub(crate) nullable: bool,
+    /// Any JSON value; kept as text (strings as is, other values as compact JSON).
+    #[serde(default)]
+    pub(crate) default: Option<serde_json::Value>,
+    #[serde(default)]
+    pub(crate) trim: Option<bool>,
+    #[serde(default)]
+    pub(crate) empty_as_null: Option<bool>,
+    #[serde(default)]
+    pub(crate) null_values: Vec<String>,
+    #[serde(default, deserialize_with = "transform::de_char")]
+    pub(crate) decimal_separator: Option<char>,
+    #[serde(default, deserialize_with = "transform::de_char")]
+    pub(crate) thousands_separator: Option<char>,
+    #[serde(default, deserialize_with = "transform::de_currency")]
+    pub(crate) currency: Option<Currency>,
+    #[serde(default)]
+    pub(crate) round: Option<RoundMode>,
+    #[serde(default)]
+    pub(crate) true_values: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) false_values: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) formats: Vec<TimeFormat>,
+    #[serde(default)]
+    pub(crate) timezone: Option<FixedTz>,
+    #[serde(default)]
+    pub(crate) split: Option<String>,
 }
 
 fn default_nullable() -> bool {
     true
+}
+
+impl From<ColumnFile> for ColumnSpec {
+    fn from(c: ColumnFile) -> Self {
+        let default = match c.default {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        };
+        ColumnSpec {
+            source: c.source.unwrap_or_else(|| c.name.clone()),
+            name: c.name,
+            ty: c.ty,
+            nullable: c.nullable,
+            default,
+            transform: Transform {
+                trim: c.trim,
+                empty_as_null: c.empty_as_null,
+                null_values: c.null_values,
+                decimal_separator: c.decimal_separator,
+                thousands_separator: c.thousands_separator,
+                currency: c.currency,
+                round: c.round,
+                true_values: c.true_values,
+                false_values: c.false_values,
+                formats: c.formats,
+                timezone: c.timezone,
+                split: c.split,
+            },
+        }
+    }
 }
 
 impl From<SchemaFile> for TargetSchema {
@@ -117,16 +104,7 @@ impl From<SchemaFile> for TargetSchema {
         TargetSchema {
             name: file.name,
             version: file.version,
-            columns: file
-                .columns
-                .into_iter()
-                .map(|c| ColumnSpec {
-                    source: c.source.unwrap_or_else(|| c.name.clone()),
-                    name: c.name,
-                    ty: c.ty,
-                    nullable: c.nullable,
-                })
-                .collect(),
+            columns: file.columns.into_iter().map(ColumnSpec::from).collect(),
         }
     }
 }
@@ -148,6 +126,11 @@ pub(crate) struct CanonicalColumn<'a> {
     #[serde(rename = "type")]
     pub(crate) ty: &'a ColumnType,
     pub(crate) nullable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) default: Option<&'a str>,
+    /// Only the options that are set, so adding an option later keeps old fingerprints.
+    #[serde(flatten)]
+    pub(crate) transform: &'a Transform,
 }
 
 impl<'a> CanonicalSchema<'a> {
@@ -163,6 +146,8 @@ impl<'a> CanonicalSchema<'a> {
                     source: &c.source,
                     ty: &c.ty,
                     nullable: c.nullable,
+                    default: c.default.as_deref(),
+                    transform: &c.transform,
                 })
                 .collect(),
         }
@@ -241,32 +226,6 @@ pub(crate) fn json_path_at(text: &str, offset: usize, container_only: bool) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn type_names_and_aliases_parse_and_print_canonically() {
-        let cases = [
-            ("string", ColumnType::String, "string"),
-            ("integer", ColumnType::Int64, "integer"),
-            ("int64", ColumnType::Int64, "integer"),
-            ("number", ColumnType::Float64, "number"),
-            ("float64", ColumnType::Float64, "number"),
-            ("boolean", ColumnType::Boolean, "boolean"),
-            ("timestamp", ColumnType::Timestamp, "timestamp"),
-            ("date", ColumnType::Date, "date"),
-            ("json", ColumnType::Json, "json"),
-            ("media", ColumnType::Media, "media"),
-        ];
-        for (text, ty, canonical) in cases {
-            assert_eq!(text.parse::<ColumnType>(), Ok(ty.clone()), "{text}");
-            assert_eq!(ty.to_string(), canonical);
-        }
-        let err = "String".parse::<ColumnType>().unwrap_err();
-        assert_eq!(err.name, "String");
-        assert!(
-            err.to_string().contains("expected one of: string,"),
-            "{err}"
-        );
-    }
 
     #[test]
     fn json_path_names_the_innermost_key_or_index() {

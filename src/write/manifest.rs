@@ -53,6 +53,20 @@ pub struct Manifest {
     pub schema: serde_json::Value,
     pub committed_at: String,
     pub connector_version: String,
+    /// Media files fetched for the execution's rows, if it has media columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<ManifestMedia>,
+}
+
+/// The media of one execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestMedia {
+    /// The media store (without credentials).
+    pub store: String,
+    pub files: Vec<crate::media::MediaRecord>,
+    pub bytes: u64,
+    /// Values that could not be fetched; their rows carry the error.
+    pub failed: u64,
 }
 
 impl Manifest {
@@ -95,6 +109,7 @@ mod tests {
             schema: serde_json::json!({"columns": []}),
             committed_at: "2026-01-01T00:00:00Z".into(),
             connector_version: "0.1.0".into(),
+            media: None,
         };
         let back = Manifest::from_slice(&m.to_bytes()).unwrap();
         assert_eq!(back, m);

@@ -13,7 +13,7 @@ pub mod manifest;
 pub mod parquet;
 
 pub use commit::commit;
-pub use manifest::{Manifest, ManifestFile, ManifestStatus};
+pub use manifest::{Manifest, ManifestFile, ManifestMedia, ManifestStatus};
 pub use parquet::{ExecutionWriter, StagedPart, WriterSettings};
 
 use crate::store::StoreError;

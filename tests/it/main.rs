@@ -6,4 +6,7 @@
 mod cli;
 mod convert;
 mod e2e;
+mod faults;
+mod media;
+mod stores;
 mod util;
