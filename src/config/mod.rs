@@ -63,6 +63,8 @@ pub struct Overrides {
     pub store: Option<String>,
     pub concurrency: Option<usize>,
     pub shard: Option<Shard>,
+    /// Commands that don't ingest (schema pull/infer) need no task list.
+    pub allow_no_tasks: bool,
 }
 
 /// Where output goes.
@@ -386,7 +388,7 @@ impl Config {
                 }
             }
         }
-        if specs.is_empty() {
+        if specs.is_empty() && !overrides.allow_no_tasks {
             return Err(ConfigError::NoTasks {
                 path: path.to_path_buf(),
             });
