@@ -1,0 +1,522 @@
+"""`make bench`: titan-connector against DuckDB and polars, converting the same exports to
+zstd Parquet, each measurement in its own child process.
+
+Run from the repository root, after `cargo build --release --bins`, with the venv's Python:
+
+    .venv/bin/python benches/compare/run.py
+
+For every (shape, rows, format) it generates the export once into the cache (the
+simulator's own generator, `examples/bench_gen.rs`), then measures:
+
+  duckdb   COPY (SELECT * FROM read_csv/read_json(FILE)) TO ... (FORMAT parquet, COMPRESSION zstd)
+  polars   scan_csv().sink_parquet(compression='zstd'), or read_json().write_parquet() (JSON array)
+  convert  titan-connector convert --input FILE --format F --schema S --output DIR  (no HTTP)
+  e2e      titan-sim serving the same rows + titan-connector run --config C --store DIR
+
+and prints wall time, rows/s, MB/s (input bytes / wall), peak RSS and CPU time per tool, then
+the ratios ours/peer. Peak RSS and CPU come from wait4() on that one child (the simulator of
+`e2e` is a separate child and reported on its own line). Each tool's output is counted back
+with pyarrow (all rows must be there) and deleted.
+
+Environment (all optional):
+  BENCH_BIG=1            also 10M rows (needs ~25 GB of disk for the cache)
+  BENCH_ROWS=1000,50000  row counts instead of 1M,2M[,10M]
+  BENCH_SHAPES=products  subset of products,wide
+  BENCH_FORMATS=csv      subset of csv,json
+  BENCH_TOOLS=convert,e2e  subset of duckdb,polars,convert,e2e
+  BENCH_REPEAT=3         runs per measurement; the fastest is kept (default 1)
+  BENCH_TIMEOUT=1800     seconds before a measurement is killed
+  BENCH_POLARS_JSON_MAX_MB=1500  skip polars on larger JSON arrays (read_json holds ~5.5x the
+                         file in memory; beyond this it risks the OOM killer on 24 GiB)
+  BENCH_CACHE=.bench-cache  cache and scratch directory
+  CARGO_TARGET_DIR       where the release binaries are (default ./target)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+TOKEN = "bench-token"
+PEERS = ("duckdb", "polars")
+OURS = ("convert", "e2e")
+MIB = 1024 * 1024
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name, "").strip()
+    return [x.strip() for x in raw.split(",") if x.strip()] if raw else default
+
+
+CACHE = (ROOT / os.environ.get("BENCH_CACHE", ".bench-cache")).resolve()
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")).resolve()
+RELEASE = TARGET / "release"
+CONNECTOR = RELEASE / "titan-connector"
+SIM = RELEASE / "titan-sim"
+TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "1800"))
+REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "1")))
+POLARS_JSON_MAX = float(os.environ.get("BENCH_POLARS_JSON_MAX_MB", "1500")) * 1e6
+
+
+@dataclass
+class Input:
+    shape: str
+    rows: int
+    format: str
+    path: str
+    bytes: int
+    schema: str
+    output_schema: str
+    task_id: str
+    execution_id: str
+    seed: int
+
+
+@dataclass
+class Result:
+    shape: str
+    rows: int
+    format: str
+    tool: str
+    input_bytes: int
+    wall_s: float | None = None
+    cpu_s: float | None = None
+    peak_rss_kib: int | None = None
+    output_bytes: int | None = None
+    rows_out: int | None = None
+    note: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.wall_s is not None and not self.note
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+
+
+def build_generator() -> Path:
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "--example", "bench_gen"],
+        cwd=ROOT,
+        check=True,
+    )
+    return RELEASE / "examples" / "bench_gen"
+
+
+def generate(gen: Path, shape: str, rows: int, fmt: str) -> Input:
+    out = subprocess.run(
+        [gen, "--shape", shape, "--rows", str(rows), "--format", fmt, "--dir", CACHE],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    r = json.loads(out.strip().splitlines()[-1])
+    return Input(
+        shape=shape,
+        rows=rows,
+        format=fmt,
+        path=r["path"] if os.path.isabs(r["path"]) else str(ROOT / r["path"]),
+        bytes=r["bytes"],
+        schema=str((ROOT / r["schema"]).resolve()),
+        output_schema=str((ROOT / r["output_schema"]).resolve()),
+        task_id=r["task_id"],
+        execution_id=r["execution_id"],
+        seed=r["seed"],
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# Running one child and measuring it
+
+
+@dataclass
+class Run:
+    wall_s: float
+    cpu_s: float
+    peak_rss_kib: int
+    code: int
+    stdout: str
+
+
+def measure(cmd: list, log_path: Path, env: dict | None = None) -> Run:
+    """Runs `cmd` to completion; wall clock, CPU and peak RSS of that child alone."""
+    with open(log_path, "wb") as log_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [str(c) for c in cmd],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            env=env,
+        )
+        killer = threading.Timer(TIMEOUT, proc.kill)
+        killer.start()
+        # Read stdout to EOF (it is small), then reap with wait4 for this child's rusage.
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        killer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    return Run(
+        wall_s=wall,
+        cpu_s=ru.ru_utime + ru.ru_stime,
+        peak_rss_kib=ru.ru_maxrss,
+        code=proc.returncode,
+        stdout=out.decode("utf-8", "replace"),
+    )
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+def parquet_stats(path: Path) -> tuple[int, int]:
+    """(rows, bytes) of every Parquet file under `path` (a file or a directory)."""
+    import pyarrow.parquet as pq
+
+    files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return rows, sum(f.stat().st_size for f in files)
+
+
+def fresh(path: Path) -> Path:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    return path
+
+
+# ---------------------------------------------------------------------------------------
+# The four tools
+
+
+def run_peer(tool: str, inp: Input, scratch: Path) -> tuple[Run, Path]:
+    out = fresh(scratch / f"{tool}.parquet")
+    cmd = [PY, HERE / "peers.py", tool, inp.format, inp.path, out]
+    return measure(cmd, scratch / f"{tool}.log"), out
+
+
+def run_convert(inp: Input, scratch: Path) -> tuple[Run, Path]:
+    out = fresh(scratch / "convert")
+    cmd = [CONNECTOR, "convert", "--input", inp.path, "--format", inp.format,
+           "--schema", inp.schema, "--output", out]
+    return measure(cmd, scratch / "convert.log"), out
+
+
+def toml_str(s: str) -> str:
+    return json.dumps(s)  # a JSON string literal is a valid TOML basic string
+
+
+def scenario_toml(inp: Input) -> str:
+    schema = Path(inp.output_schema).read_text()
+    return "\n".join([
+        "# Written by benches/compare/run.py: one execution serving the benchmark rows.",
+        f"seed = {inp.seed}",
+        f"token = {toml_str(TOKEN)}",
+        "",
+        "[[tasks]]",
+        f"id = {toml_str(inp.task_id)}",
+        f"name = {toml_str('bench ' + inp.shape)}",
+        f"output_schema = '''{schema.strip()}'''",
+        "",
+        "[[tasks.executions]]",
+        f"id = {toml_str(inp.execution_id)}",
+        f"rows = {inp.rows}",
+        "",
+    ])
+
+
+def connector_toml(inp: Input, base_url: str, store: Path) -> str:
+    return "\n".join([
+        "# Written by benches/compare/run.py: the benchmark task into a local store.",
+        "[api]",
+        f"url = {toml_str(base_url)}",
+        'auth = "bearer"',
+        "rate_limit_per_minute = 0",
+        "",
+        "[store]",
+        f"url = {toml_str(str(store))}",
+        "",
+        "[wait]",
+        'poll_interval = "50ms"',
+        'max_poll_interval = "200ms"',
+        "",
+        "[[tasks]]",
+        f"id = {toml_str(inp.task_id)}",
+        f"dataset = {toml_str('bench_' + inp.shape)}",
+        f"schema = {toml_str(inp.schema)}",
+        f"format = {toml_str(inp.format)}",
+        "",
+    ])
+
+
+def start_sim(scenario: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    log_file = open(log_path, "wb")
+    proc = subprocess.Popen([str(SIM), "--scenario", str(scenario)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=log_file, text=True)
+    log_file.close()
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    prefix = "titan-sim listening on "
+    if not line.startswith(prefix):
+        stop_sim(proc)
+        raise RuntimeError(f"titan-sim did not start: {line!r}; {tail(log_path)}")
+    return proc, line[len(prefix):]
+
+
+def stop_sim(proc: subprocess.Popen) -> dict:
+    """SIGTERM, then reap: the simulator's own CPU and peak RSS."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _, _, ru = os.wait4(proc.pid, 0)
+    except ChildProcessError:
+        return {}
+    proc.returncode = 0
+    return {"sim_cpu_s": ru.ru_utime + ru.ru_stime, "sim_peak_rss_kib": ru.ru_maxrss}
+
+
+def run_e2e(inp: Input, scratch: Path, extra: dict) -> tuple[Run, Path]:
+    store = fresh(scratch / "e2e-store")
+    scenario = CACHE / f"scenario-{inp.execution_id}.toml"
+    scenario.write_text(scenario_toml(inp))
+    sim, base_url = start_sim(scenario, scratch / "sim.log")
+    try:
+        config = scratch / "e2e.toml"
+        config.write_text(connector_toml(inp, base_url, store))
+        env = dict(os.environ, TITAN_API_URL=base_url, TITAN_TOKEN=TOKEN)
+        cmd = [CONNECTOR, "run", "--config", config, "--store", store]
+        run = measure(cmd, scratch / "e2e.log", env)
+    finally:
+        extra.update(stop_sim(sim))
+    return run, store
+
+
+def has_subcommand(name: str) -> bool:
+    if not CONNECTOR.exists():
+        return False
+    try:
+        probe = subprocess.run([CONNECTOR, name, "--help"], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def measure_tool(tool: str, inp: Input, skip: dict[str, str]) -> Result:
+    res = Result(inp.shape, inp.rows, inp.format, tool, inp.bytes)
+    if tool in skip:
+        res.note = skip[tool]
+        return res
+    if tool == "polars" and inp.format == "json" and inp.bytes > POLARS_JSON_MAX:
+        res.note = (f"skipped: read_json holds the whole {inp.bytes / 1e6:.0f} MB array "
+                    "(BENCH_POLARS_JSON_MAX_MB)")
+        return res
+    scratch = CACHE / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    best: Run | None = None
+    out = scratch
+    for _ in range(REPEAT):
+        extra: dict = {}
+        if tool in PEERS:
+            run, out = run_peer(tool, inp, scratch)
+        elif tool == "convert":
+            run, out = run_convert(inp, scratch)
+        else:
+            run, out = run_e2e(inp, scratch, extra)
+        if run.code != 0:
+            res.note = f"failed (exit {run.code}): {tail(scratch / (tool + '.log'))}"
+            return res
+        if best is None or run.wall_s < best.wall_s:
+            best, res.extra = run, extra
+        res.peak_rss_kib = max(res.peak_rss_kib or 0, run.peak_rss_kib)
+    assert best is not None
+    res.wall_s, res.cpu_s = best.wall_s, best.cpu_s
+    if tool in PEERS and best.stdout.strip():
+        res.extra["inner_s"] = json.loads(best.stdout.strip().splitlines()[-1])["inner_s"]
+    try:
+        res.rows_out, res.output_bytes = parquet_stats(out)
+    except Exception as e:  # a reader error is a result too, not a crash of the whole run
+        res.note = f"output unreadable: {e}"
+    if res.rows_out is not None and res.rows_out != inp.rows:
+        res.note = f"wrote {res.rows_out} rows, expected {inp.rows}"
+    fresh(out)
+    return res
+
+
+# ---------------------------------------------------------------------------------------
+# Report
+
+
+def fmt_row(r: Result) -> list[str]:
+    case = f"{r.shape} {r.rows / 1e6:g}M {r.format}"
+    if not r.ok:
+        return [case, f"{r.input_bytes / 1e6:.0f}", r.tool] + ["-"] * 6 + [r.note[:90]]
+    note = ""
+    if "sim_peak_rss_kib" in r.extra:
+        note = (f"sim: {r.extra['sim_peak_rss_kib'] / 1024:.0f} MiB, "
+                f"{r.extra['sim_cpu_s']:.1f} s CPU")
+    elif "inner_s" in r.extra:
+        note = f"in-call {r.extra['inner_s']:.2f} s"
+    return [
+        case,
+        f"{r.input_bytes / 1e6:.0f}",
+        r.tool,
+        f"{r.wall_s:.2f}",
+        f"{r.rows / r.wall_s / 1e6:.2f}",
+        f"{r.input_bytes / 1e6 / r.wall_s:.0f}",
+        f"{r.peak_rss_kib / 1024:.0f}",
+        f"{r.cpu_s:.1f}",
+        f"{(r.output_bytes or 0) / 1e6:.0f}",
+        note,
+    ]
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    right = {i for i, h in enumerate(header) if h not in ("case", "tool", "note", "vs")}
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def peer_seconds(peer: Result) -> float:
+    """A peer's time for the ratios: its conversion call alone (no interpreter start or
+    import), which is the stricter comparison for us; our wall includes process start."""
+    return float(peer.extra.get("inner_s", peer.wall_s))
+
+
+def ratio_rows(results: list[Result]) -> list[list[str]]:
+    rows = []
+    cases = sorted({(r.shape, r.rows, r.format) for r in results},
+                   key=lambda c: (c[0], c[2], c[1]))
+    for case in cases:
+        by_tool = {r.tool: r for r in results if (r.shape, r.rows, r.format) == case and r.ok}
+        peers = [by_tool[p] for p in PEERS if p in by_tool]
+        for ours in (by_tool.get(t) for t in OURS):
+            if ours is None or not peers:
+                continue
+            best = min(peers, key=peer_seconds)
+            cells = [f"{case[0]} {case[1] / 1e6:g}M {case[2]}", ours.tool]
+            for p in PEERS:
+                peer = by_tool.get(p)
+                if peer is None:
+                    cells += ["-", "-"]
+                else:
+                    cells += [f"{ours.wall_s / peer_seconds(peer):.2f}",
+                              f"{ours.peak_rss_kib / peer.peak_rss_kib:.2f}"]
+            wall_ok = ours.wall_s <= 0.8 * peer_seconds(best)
+            rss_ok = ours.peak_rss_kib < 128 * 1024
+            cells.append(f"best {best.tool}: wall {'met' if wall_ok else 'MISSED'}, "
+                         f"<128 MiB {'met' if rss_ok else 'MISSED'}")
+            rows.append(cells)
+    return rows
+
+
+def flatness(results: list[Result]) -> list[str]:
+    lines = []
+    keys = sorted({(r.tool, r.shape, r.format) for r in results})
+    for tool, shape, fmt in keys:
+        pts = sorted((r.rows, r.peak_rss_kib) for r in results
+                     if (r.tool, r.shape, r.format) == (tool, shape, fmt) and r.ok)
+        if len(pts) > 1:
+            series = ", ".join(f"{rows / 1e6:g}M {kib / 1024:.0f}" for rows, kib in pts)
+            growth = pts[-1][1] / pts[0][1]
+            lines.append(f"  {tool:<8} {shape:<8} {fmt:<4} peak MiB: {series}  (x{growth:.2f})")
+    return lines
+
+
+def report(results: list[Result], notes: list[str]) -> str:
+    header = ["case", "in MB", "tool", "wall s", "Mrows/s", "MB/s", "peak MiB", "CPU s",
+              "out MB", "note"]
+    parts = ["", "== Export → zstd Parquet (MB/s = input bytes / wall) ==",
+             table(header, [fmt_row(r) for r in results])]
+    ratios = ratio_rows(results)
+    if ratios:
+        parts += ["", "== Ratios ours / peer (below 1 is better). Ours: process wall; peers: "
+                  "their in-call time. Goal: wall ≤ 0.8 × best peer, peak < 128 MiB ==",
+                  table(["case", "tool", "wall/duckdb", "rss/duckdb", "wall/polars",
+                         "rss/polars", "vs"], ratios)]
+    flat = flatness(results)
+    if flat:
+        parts += ["", "== Peak RSS across sizes =="] + flat
+    if notes:
+        parts += [""] + [f"note: {n}" for n in notes]
+    return "\n".join(parts)
+
+
+def main() -> int:
+    rows = [int(float(x)) for x in env_list(
+        "BENCH_ROWS",
+        ["1000000", "2000000"] + (["10000000"] if os.environ.get("BENCH_BIG") == "1" else []))]
+    shapes = env_list("BENCH_SHAPES", ["products", "wide"])
+    formats = env_list("BENCH_FORMATS", ["csv", "json"])
+    tools = env_list("BENCH_TOOLS", list(PEERS + OURS))
+    unknown = set(tools) - set(PEERS + OURS)
+    if unknown:
+        log(f"run.py: unknown tools {sorted(unknown)} in BENCH_TOOLS")
+        return 2
+
+    notes: list[str] = []
+    skip: dict[str, str] = {}
+    if not CONNECTOR.exists():
+        skip["convert"] = skip["e2e"] = f"skipped: {CONNECTOR} not built"
+    else:
+        if not has_subcommand("convert"):
+            skip["convert"] = "skipped: this titan-connector has no `convert` subcommand yet"
+        if not has_subcommand("run") or not SIM.exists():
+            skip["e2e"] = "skipped: no `titan-connector run` pipeline (or titan-sim) yet"
+    notes += sorted({f"{t}: {n}" for t, n in skip.items() if t in tools})
+    notes.append(f"{os.cpu_count()} cores; peers use their defaults (threads = cores); "
+                 f"fastest of {REPEAT} run(s) kept, peak RSS is the largest")
+
+    CACHE.mkdir(parents=True, exist_ok=True)
+    log("run.py: building the input generator (examples/bench_gen.rs)")
+    gen = build_generator()
+    results: list[Result] = []
+    for shape in shapes:
+        for n in rows:
+            for fmt in formats:
+                inp = generate(gen, shape, n, fmt)
+                for tool in tools:
+                    res = measure_tool(tool, inp, skip)
+                    results.append(res)
+                    log("  " + "  ".join(c for c in fmt_row(res) if c))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    dump = [asdict(r) for r in results]
+    for name in (f"results-{stamp}.json", "results.json"):
+        (CACHE / name).write_text(json.dumps(dump, indent=1) + "\n")
+    print(report(results, notes))
+    print(f"\n(raw results: {CACHE / 'results.json'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
