@@ -61,6 +61,10 @@ test: lint test-rust test-interop ## Lint, unit, end-to-end, store and reader te
 sim: build ## Run the simulator with the demo scenario in the foreground
 	$(BIN)/titan-sim --scenario examples/scenarios/demo.toml
 
+bench: venv ## Side by side with DuckDB and polars (release build; BENCH_BIG=1 adds 10M rows)
+	$(CARGO) build --release --bins --examples
+	$(PY) benches/compare/run.py
+
 clean: ## Remove build output, the venv and ./out
 	$(CARGO) clean
 	rm -rf $(VENV) $(TOOLS) $(AIRFLOW_VENV) out
