@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 TOOLS := .tools
+AIRFLOW_VENV := .venv-airflow
 NPM ?= npm
 BIN := target/debug
 
 .DEFAULT_GOAL := help
-.PHONY: help build demo test test-rust test-interop lint venv tools sim clean
+.PHONY: help build demo test test-rust test-interop test-airflow lint venv tools sim bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -46,11 +47,24 @@ test-rust: venv tools ## Unit and end-to-end tests (simulator, moto and Azurite 
 test-interop: build venv ## DuckDB, pyarrow and polars read our output
 	$(PY) -m pytest -q tests/interop
 
-test: lint test-rust test-interop ## Everything CI runs
+$(AIRFLOW_VENV)/.ready: tests/airflow/requirements.txt tests/airflow/constraints.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-compile \
+	  -r tests/airflow/requirements.txt -c tests/airflow/constraints.txt
+	touch $@
+
+test-airflow: build $(AIRFLOW_VENV)/.ready ## Airflow DAG, k8s Job, examples/Makefile vs the simulator
+	$(AIRFLOW_VENV)/bin/python -m pytest -q tests/airflow
+
+test: lint test-rust test-interop ## Lint, unit, end-to-end, store and reader tests (CI also runs test-airflow)
 
 sim: build ## Run the simulator with the demo scenario in the foreground
 	$(BIN)/titan-sim --scenario examples/scenarios/demo.toml
 
+bench: venv ## Side by side with DuckDB and polars (release build; BENCH_BIG=1 adds 10M rows)
+	$(CARGO) build --release --bins --examples
+	$(PY) benches/compare/run.py
+
 clean: ## Remove build output, the venv and ./out
 	$(CARGO) clean
-	rm -rf $(VENV) $(TOOLS) out
+	rm -rf $(VENV) $(TOOLS) $(AIRFLOW_VENV) out

@@ -51,4 +51,11 @@ ORDER BY price DESC LIMIT 5
 """
 print("demo: DuckDB, " + " ".join(q2.split()))
 duckdb.sql(q2).show()
+q3 = """
+SELECT name, image_url.path AS image_file, image_url.content_type, image_url.bytes
+FROM read_parquet('out/products/**/*.parquet', hive_partitioning = true)
+WHERE image_url.error IS NULL ORDER BY _titan_row LIMIT 3
+"""
+print("demo: DuckDB, rows joined to their media files: " + " ".join(q3.split()))
+duckdb.sql(q3).show()
 PY

@@ -13,7 +13,7 @@ use crate::format::ExportFormat;
 use crate::partition::PartNames;
 use crate::schema::{Lineage, Mapper, TargetSchema};
 use crate::store::{Store, StoreError};
-use crate::transcode::{TranscodeError, file_body, transcode};
+use crate::transcode::{BadRows, TranscodeError, file_body, transcode};
 use crate::write::{ExecutionWriter, WriterSettings};
 
 /// What to convert.
@@ -97,7 +97,7 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         },
     );
     let body = file_body(file);
-    let done = match transcode(body, decoder, mapper, None, &mut writer).await {
+    let done = match transcode(body, decoder, mapper, None, BadRows::fail(), &mut writer).await {
         Ok(t) => t,
         Err(source) => {
             writer.abort().await;

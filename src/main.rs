@@ -42,11 +42,11 @@ async fn dispatch(cli: Cli) -> Exit {
     let env = Env::from_process();
     match cli.command {
         Command::Run(args) => {
-            let cfg = match Config::load(
-                &args.common.config,
-                &env,
-                &args.common.overrides(args.concurrency),
-            ) {
+            let overrides = titan_connector::config::Overrides {
+                shard: args.shard,
+                ..args.common.overrides(args.concurrency)
+            };
+            let cfg = match Config::load(&args.common.config, &env, &overrides) {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
@@ -72,6 +72,7 @@ async fn dispatch(cli: Cli) -> Exit {
             }
         }
         Command::Convert(args) => convert(&args).await,
+        Command::Schema(cmd) => schema_command(cmd, &env).await,
         Command::Check(args) => {
             let cfg = match Config::load(&args.config, &env, &args.overrides(None)) {
                 Ok(c) => c,
@@ -87,6 +88,74 @@ async fn dispatch(cli: Cli) -> Exit {
                     Exit::Usage
                 }
             }
+        }
+    }
+}
+
+async fn schema_command(cmd: cli::SchemaCommand, env: &Env) -> Exit {
+    use cli::schema::{self as sc, SchemaCmdError};
+    let load = |config: &std::path::Path| {
+        let overrides = titan_connector::config::Overrides {
+            allow_no_tasks: true,
+            ..Default::default()
+        };
+        Config::load(config, env, &overrides)
+    };
+    let mut out = std::io::stdout();
+    let result = match cmd {
+        cli::SchemaCommand::Check { file } => sc::check(&file, &mut out),
+        cli::SchemaCommand::Pull {
+            config,
+            task,
+            output,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_error(&e),
+            };
+            match sc::pull(&cfg, &task).await {
+                Ok(text) => sc::emit(&text, output.as_deref(), &mut out),
+                Err(e) => Err(e),
+            }
+        }
+        cli::SchemaCommand::Infer {
+            config,
+            execution,
+            format,
+            rows,
+            output,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(e) => return config_error(&e),
+            };
+            let format = match format {
+                cli::FormatArg::Csv => ExportFormat::Csv,
+                cli::FormatArg::Json => ExportFormat::Json,
+            };
+            match sc::infer(&cfg, &execution, format, rows).await {
+                Ok(text) => sc::emit(&text, output.as_deref(), &mut out),
+                Err(e) => Err(e),
+            }
+        }
+    };
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(SchemaCmdError::Api(e)) => {
+            eprintln!("error: {}", chain(&e));
+            match e.kind() {
+                ApiErrorKind::Auth => Exit::Auth,
+                ApiErrorKind::Unreachable => Exit::Unreachable,
+                _ => Exit::Failure,
+            }
+        }
+        Err(e @ (SchemaCmdError::Schema(_) | SchemaCmdError::NoOutputSchema(_))) => {
+            eprintln!("error: {e}");
+            Exit::Usage
+        }
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            Exit::Failure
         }
     }
 }

@@ -92,6 +92,16 @@ pub fn manifest_path(dataset: &str, task_id: &str, execution_id: &str) -> Path {
     ])
 }
 
+/// `<dataset>/_rejects/task_id=<task>/<execution>.jsonl`: quarantined rows.
+pub fn rejects_path(dataset: &str, task_id: &str, execution_id: &str) -> Path {
+    Path::from_iter([
+        PathPart::from(dataset),
+        PathPart::from("_rejects"),
+        PathPart::from(format!("task_id={task_id}")),
+        PathPart::from(format!("{execution_id}.jsonl")),
+    ])
+}
+
 /// `<dataset>/_staging/<execution>`: everything staged for an execution by any run. Staged
 /// parts end in `.tmp`, invisible to `**/*.parquet` globs and to readers that skip `_`-folders.
 pub fn staging_prefix(dataset: &str, execution_id: &str) -> Path {

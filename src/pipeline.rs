@@ -19,11 +19,11 @@ use crate::format::ExportFormat;
 use crate::media::{KnownMedia, MediaFetcher};
 use crate::partition::{self, PartNames, PartitionKey};
 use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
-use crate::schema::ColumnType;
+use crate::schema::{BadRowPolicy, ColumnType, QuarantineEncoder};
 use crate::schema::{Lineage, Mapper, TargetSchema};
 use crate::store::{Store, StoreError};
 use crate::tasks::{self, ExecutionSelector, TaskSpec};
-use crate::transcode::{MediaStage, Spool, TranscodeError, Transcoded, transcode};
+use crate::transcode::{BadRows, MediaStage, Spool, TranscodeError, Transcoded, transcode};
 use crate::waiter;
 use crate::write::{self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, WriterSettings};
 
@@ -131,6 +131,7 @@ struct PlannedTaskInfo {
     dataset: String,
     schema: Arc<TargetSchema>,
     format: ExportFormat,
+    bad_rows: crate::schema::RejectPolicy,
 }
 
 /// How long a just-completed execution's results may lag behind its status.
@@ -178,6 +179,7 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
                     dataset: planned.dataset.clone(),
                     schema: Arc::clone(&planned.schema),
                     format: planned.spec.format,
+                    bad_rows: planned.spec.bad_rows,
                 });
                 for execution in planned.executions {
                     if let Some(shard) = cfg.shard
@@ -438,6 +440,7 @@ async fn ingest(
         parts,
         source_record_count,
         transcoded,
+        rejects_staged,
     } = loop {
         match export_once(ctx, task, execution, &key).await {
             Ok(done) => break done,
@@ -476,6 +479,14 @@ async fn ingest(
             files: transcoded.media,
         });
     }
+    manifest.rejected_rows = transcoded.rejects.rejected_rows;
+    report.rejected_rows = transcoded.rejects.rejected_rows;
+    if let Some(staged) = rejects_staged {
+        // In place before the manifest names it; a re-run overwrites it.
+        let target = partition::rejects_path(&task.dataset, &task.task_id, execution_id);
+        ctx.store.rename(&staged, &target).await?;
+        manifest.rejects_path = Some(target.to_string());
+    }
     write::commit(&ctx.store, &key, &parts, &manifest).await?;
     report.outcome = Outcome::Ingested;
     report.rows = rows;
@@ -496,6 +507,8 @@ struct ExportDone {
     parts: Vec<write::StagedPart>,
     source_record_count: Option<u64>,
     transcoded: Transcoded,
+    /// Quarantined rows, staged, when there are any.
+    rejects_staged: Option<object_store::path::Path>,
 }
 
 /// Downloads and transcodes the export once into staged parts; on any failure the staged
@@ -551,6 +564,24 @@ async fn export_once(
             ..DecoderOptions::default()
         },
     );
+    let rejects_staged = PartNames::for_execution(key, execution_id, &ctx.run_id)
+        .staging_dir
+        .join("rejects.jsonl.tmp");
+    let bad_rows = BadRows {
+        policy: task.bad_rows,
+        quarantine: (task.bad_rows.on_bad_row == BadRowPolicy::Quarantine).then(|| {
+            (
+                QuarantineEncoder::new(&Lineage {
+                    task_id: task.task_id.clone(),
+                    execution_id: execution_id.to_string(),
+                }),
+                object_store::buffered::BufWriter::new(
+                    ctx.store.object_store(),
+                    rejects_staged.clone(),
+                ),
+            )
+        }),
+    };
     let work = transcode_export(
         ctx,
         task,
@@ -559,6 +590,7 @@ async fn export_once(
         decoder,
         mapper,
         with_media,
+        bad_rows,
         &mut writer,
     );
     let transcoded = tokio::select! {
@@ -584,10 +616,14 @@ async fn export_once(
         });
     }
     let parts = writer.finish().await?;
+    let rejects_staged = (transcoded.rejects.rejected_rows > 0
+        && task.bad_rows.on_bad_row == BadRowPolicy::Quarantine)
+        .then_some(rejects_staged);
     Ok(ExportDone {
         parts,
         source_record_count,
         transcoded,
+        rejects_staged,
     })
 }
 
@@ -609,10 +645,11 @@ async fn transcode_export(
     decoder: RawDecoder,
     mapper: Mapper,
     with_media: bool,
+    bad_rows: BadRows,
     writer: &mut ExecutionWriter,
 ) -> Result<Transcoded, IngestError> {
     if !with_media {
-        return transcode(body, decoder, mapper, None, writer)
+        return transcode(body, decoder, mapper, None, bad_rows, writer)
             .await
             .map_err(|e| transcode_failed(execution_id, e));
     }
@@ -632,7 +669,7 @@ async fn transcode_export(
         execution_id,
         known: &known,
     };
-    let mut done = transcode(body, decoder, mapper, Some(stage), writer)
+    let mut done = transcode(body, decoder, mapper, Some(stage), bad_rows, writer)
         .await
         .map_err(|e| transcode_failed(execution_id, e))?;
     done.media_failed = known.failed_count() as u64;
@@ -703,6 +740,8 @@ fn new_manifest(task: &PlannedTaskInfo, execution: &Execution, status: ManifestS
         schema: serde_json::from_str(&task.schema.to_json()).unwrap_or_default(),
         committed_at: now_rfc3339(),
         connector_version: env!("CARGO_PKG_VERSION").to_string(),
+        rejected_rows: 0,
+        rejects_path: None,
         media: None,
     }
 }
@@ -722,6 +761,7 @@ fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionRep
         wait_ms: 0,
         ingest_ms: 0,
         retries: 0,
+        rejected_rows: 0,
         media_files: 0,
         media_failed: 0,
         error: None,

@@ -38,6 +38,8 @@ pub struct ExecutionReport {
     pub ingest_ms: u64,
     /// Times the export was downloaded again after a broken or bad body.
     pub retries: u32,
+    /// Rows that did not fit the schema (quarantined or skipped, per policy).
+    pub rejected_rows: u64,
     /// Media files stored for this execution.
     pub media_files: u64,
     /// Media values that could not be fetched (the error is in the row).
@@ -62,6 +64,7 @@ pub struct Totals {
     pub failed: usize,
     pub failed_tasks: usize,
     pub rows: u64,
+    pub rejected_rows: u64,
     pub files: usize,
     pub bytes: u64,
     pub api_requests: u64,
@@ -110,6 +113,7 @@ impl RunReport {
             t.export_retries += u64::from(e.retries);
             if e.outcome == Outcome::Ingested {
                 t.rows += e.rows;
+                t.rejected_rows += e.rejected_rows;
                 t.files += e.files.len();
                 t.bytes += e.bytes;
             }
@@ -196,6 +200,7 @@ mod tests {
             wait_ms: 0,
             ingest_ms: 0,
             retries: 0,
+            rejected_rows: 0,
             media_files: 0,
             media_failed: 0,
             error: None,

@@ -20,7 +20,7 @@ pub enum ExecutionSelector {
 }
 
 /// One task to ingest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskSpec {
     pub id: String,
     /// Dataset folder; `None` → derived from the task's name.
@@ -29,17 +29,25 @@ pub struct TaskSpec {
     pub schema: Option<PathBuf>,
     pub executions: ExecutionSelector,
     pub format: ExportFormat,
+    /// Rows that don't fit the schema: fail, skip or quarantine (default), and the
+    /// largest share of rejected rows tolerated.
+    pub bad_rows: crate::schema::RejectPolicy,
 }
 
 impl TaskSpec {
     /// A task from a plain list: every option at its default.
-    pub fn with_defaults(id: String, format: ExportFormat) -> Self {
+    pub fn with_defaults(
+        id: String,
+        format: ExportFormat,
+        bad_rows: crate::schema::RejectPolicy,
+    ) -> Self {
         TaskSpec {
             id,
             dataset: None,
             schema: None,
             executions: ExecutionSelector::New,
             format,
+            bad_rows,
         }
     }
 }

@@ -23,7 +23,10 @@ use tokio::sync::mpsc;
 
 use crate::decode::{DecodeError, RawDecoder};
 use crate::media::{KnownMedia, MediaError, MediaFetcher, MediaRecord};
-use crate::schema::{MapError, Mapper};
+use crate::schema::{
+    BadRowPolicy, MapError, Mapper, QuarantineEncoder, QuarantineError, RejectPolicy,
+    RejectRatioExceeded, RejectStats,
+};
 use crate::write::{ExecutionWriter, WriteError};
 
 /// Chunks/batches in flight between two stages.
@@ -48,8 +51,21 @@ pub enum TranscodeError {
     Media(#[from] MediaError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    #[error(transparent)]
+    Quarantine(#[from] QuarantineError),
+    #[error(transparent)]
+    TooManyRejects(#[from] RejectRatioExceeded),
+    #[error("writing rejected rows: {0}")]
+    RejectsWrite(std::io::Error),
     #[error("the decode stage stopped unexpectedly: {0}")]
     Stage(String),
+}
+
+/// What to do with rows that don't fit the schema, and where quarantined ones go.
+pub struct BadRows {
+    pub policy: RejectPolicy,
+    /// Set when the policy quarantines: the encoder and the (staged) JSON Lines object.
+    pub quarantine: Option<(QuarantineEncoder, object_store::buffered::BufWriter)>,
 }
 
 /// Media resolution between the mapper and the writer.
@@ -61,7 +77,7 @@ pub struct MediaStage<'a> {
 }
 
 /// What went through.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Transcoded {
     /// Records decoded from the source.
     pub records: u64,
@@ -71,6 +87,8 @@ pub struct Transcoded {
     pub media: Vec<MediaRecord>,
     /// Media values that could not be fetched (recorded in their rows).
     pub media_failed: u64,
+    /// Rows read and rejected, by column and reason.
+    pub rejects: RejectStats,
 }
 
 /// Streams `body` through `decoder` and `mapper` (and `media`, if given) into `writer`.
@@ -79,13 +97,19 @@ pub async fn transcode<E>(
     decoder: RawDecoder,
     mapper: Mapper,
     media: Option<MediaStage<'_>>,
+    bad_rows: BadRows,
     writer: &mut ExecutionWriter,
 ) -> Result<Transcoded, TranscodeError>
 where
     E: Into<SourceError> + Send + 'static,
 {
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-    let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(CHANNEL_DEPTH);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<(RecordBatch, Bytes)>(CHANNEL_DEPTH);
+    let BadRows { policy, quarantine } = bad_rows;
+    let (encoder, mut rejects_out) = match quarantine {
+        Some((e, w)) => (Some(e), Some(w)),
+        None => (None, None),
+    };
 
     // Stage 1: the source. Its error is kept aside and reported after the others stop.
     let reader = tokio::spawn(async move {
@@ -105,10 +129,17 @@ where
     let decoder_stage = tokio::task::spawn_blocking(move || {
         let mut decoder = decoder;
         let mut next_row: u64 = 1;
+        let mut stats = RejectStats::default();
         let mut emit = |raw: RecordBatch| -> Result<bool, StageError> {
-            let mapped = mapper.map(&raw, next_row)?;
+            let mapped = mapper.map_batch(&raw, next_row, policy.on_bad_row)?;
+            stats.record(raw.num_rows(), &mapped.rejects);
+            let quarantined = match (&encoder, mapped.rejects.is_empty()) {
+                (Some(enc), false) => enc.encode(&raw, next_row, &mapped.rejects)?,
+                _ => Bytes::new(),
+            };
+            stats.check_early(&policy, None)?;
             next_row += raw.num_rows() as u64;
-            Ok(batch_tx.blocking_send(mapped).is_ok())
+            Ok(batch_tx.blocking_send((mapped.batch, quarantined)).is_ok())
         };
         let mut input_complete = true;
         'outer: while let Some(chunk) = chunk_rx.blocking_recv() {
@@ -128,13 +159,21 @@ where
                 emit(raw)?;
             }
         }
-        Ok::<u64, StageError>(decoder.records())
+        stats.check(&policy)?;
+        Ok::<(u64, RejectStats), StageError>((decoder.records(), stats))
     });
 
     // Stage 3: media, then the writer, here.
     let mut media_records = Vec::new();
     let mut write_result: Result<(), TranscodeError> = Ok(());
-    while let Some(batch) = batch_rx.recv().await {
+    while let Some((batch, quarantined)) = batch_rx.recv().await {
+        if let Some(out) = rejects_out.as_mut()
+            && !quarantined.is_empty()
+            && let Err(e) = out.write_all(&quarantined).await
+        {
+            write_result = Err(TranscodeError::RejectsWrite(e));
+            break;
+        }
         let batch = match &media {
             Some(m) => match m
                 .fetcher
@@ -167,17 +206,23 @@ where
         .map_err(|e| TranscodeError::Stage(e.to_string()))?;
     // A broken source explains a truncated decode: report it first.
     let bytes = read.map_err(TranscodeError::Source)?;
-    let records = match decoded {
+    let (records, rejects) = match decoded {
         Ok(n) => n,
         Err(StageError::Decode(e)) => return Err(e.into()),
         Err(StageError::Map(e)) => return Err(e.into()),
+        Err(StageError::Quarantine(e)) => return Err(e.into()),
+        Err(StageError::TooManyRejects(e)) => return Err(e.into()),
     };
     write_result?;
+    if let Some(mut out) = rejects_out {
+        out.shutdown().await.map_err(TranscodeError::RejectsWrite)?;
+    }
     Ok(Transcoded {
         records,
         bytes,
         media: media_records,
         media_failed: 0,
+        rejects,
     })
 }
 
@@ -187,6 +232,23 @@ enum StageError {
     Decode(#[from] DecodeError),
     #[error(transparent)]
     Map(#[from] MapError),
+    #[error(transparent)]
+    Quarantine(#[from] QuarantineError),
+    #[error(transparent)]
+    TooManyRejects(#[from] RejectRatioExceeded),
+}
+
+impl BadRows {
+    /// Bad rows fail the transcode (no quarantine).
+    pub fn fail() -> Self {
+        BadRows {
+            policy: RejectPolicy {
+                on_bad_row: BadRowPolicy::Fail,
+                max_reject_ratio: None,
+            },
+            quarantine: None,
+        }
+    }
 }
 
 /// A local file as a stream of chunks.

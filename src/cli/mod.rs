@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod exit;
+pub mod schema;
 
 use std::path::PathBuf;
 
@@ -43,6 +44,39 @@ pub enum Command {
     Check(CommonArgs),
     /// Convert a local export file (CSV or JSON) to Parquet with a schema; no API involved.
     Convert(ConvertArgs),
+    /// Write or validate schema files.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Write the schema derived from a task's output_schema.
+    Pull {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "ID")]
+        task: String,
+        /// Write here instead of stdout.
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Propose a schema from a sample of an execution's export.
+    Infer {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long, value_name = "ID")]
+        execution: String,
+        #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+        format: FormatArg,
+        /// Records sampled.
+        #[arg(long, default_value_t = 1000)]
+        rows: usize,
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Validate a schema file: precise messages with line, column and field.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +149,7 @@ impl CommonArgs {
             store: self.store.clone(),
             concurrency: concurrency.map(usize::from),
             shard: None,
+            allow_no_tasks: false,
         }
     }
 }

@@ -80,6 +80,10 @@ pub struct RunSection {
     pub row_group_rows: Option<usize>,
     /// Rows per Parquet file before rolling to the next part.
     pub file_rows: Option<usize>,
+    /// Default for tasks: `quarantine` (default), `skip` or `fail`.
+    pub on_bad_row: Option<crate::schema::BadRowPolicy>,
+    /// Default for tasks: fail an execution whose rejected rows exceed this share (0–1).
+    pub max_reject_ratio: Option<f64>,
 }
 
 /// `[wait]`: polling of executions that are not finished yet.
@@ -128,6 +132,8 @@ pub struct TaskEntry {
     /// Which executions: `"new"` (default), `"latest"`, or a list of ids.
     pub executions: Option<ExecutionsRaw>,
     pub format: Option<ExportFormat>,
+    pub on_bad_row: Option<crate::schema::BadRowPolicy>,
+    pub max_reject_ratio: Option<f64>,
 }
 
 /// Which executions of a task a run ingests, as written: `"new"`, `"latest"` or a list of ids.

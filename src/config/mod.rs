@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
 use crate::media::MediaSettings;
+use crate::schema::RejectPolicy;
 use crate::tasks::{self, ExecutionSelector, Shard, TaskSpec};
 use crate::waiter::WaitPolicy;
 pub use env::Env;
@@ -62,6 +63,8 @@ pub struct Overrides {
     pub store: Option<String>,
     pub concurrency: Option<usize>,
     pub shard: Option<Shard>,
+    /// Commands that don't ingest (schema pull/infer) need no task list.
+    pub allow_no_tasks: bool,
 }
 
 /// Where output goes.
@@ -306,6 +309,16 @@ impl Config {
 
         // Tasks: [[tasks]] tables plus the plain list.
         let default_format = file.run.format.unwrap_or_default();
+        let ratio = |field: &str, r: Option<f64>| match r {
+            Some(x) if !(0.0..=1.0).contains(&x) => {
+                Err(invalid(field, format!("{x} is not between 0 and 1")))
+            }
+            other => Ok(other),
+        };
+        let default_bad_rows = RejectPolicy {
+            on_bad_row: file.run.on_bad_row.unwrap_or_default(),
+            max_reject_ratio: ratio("run.max_reject_ratio", file.run.max_reject_ratio)?,
+        };
         let mut specs = Vec::new();
         for (i, entry) in file.tasks.iter().enumerate() {
             let field = |f: &str| format!("tasks[{i}].{f}");
@@ -353,6 +366,11 @@ impl Config {
                 schema: entry.schema.as_ref().map(|p| base.join(p)),
                 executions,
                 format: entry.format.unwrap_or(default_format),
+                bad_rows: RejectPolicy {
+                    on_bad_row: entry.on_bad_row.unwrap_or(default_bad_rows.on_bad_row),
+                    max_reject_ratio: ratio(&field("max_reject_ratio"), entry.max_reject_ratio)?
+                        .or(default_bad_rows.max_reject_ratio),
+                },
             });
         }
         let list_path = match &overrides.tasks_file {
@@ -362,11 +380,15 @@ impl Config {
         if let Some(list_path) = list_path {
             for id in tasks::read_task_list(&list_path)? {
                 if !specs.iter().any(|s| s.id == id) {
-                    specs.push(TaskSpec::with_defaults(id, default_format));
+                    specs.push(TaskSpec::with_defaults(
+                        id,
+                        default_format,
+                        default_bad_rows,
+                    ));
                 }
             }
         }
-        if specs.is_empty() {
+        if specs.is_empty() && !overrides.allow_no_tasks {
             return Err(ConfigError::NoTasks {
                 path: path.to_path_buf(),
             });

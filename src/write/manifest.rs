@@ -53,6 +53,12 @@ pub struct Manifest {
     pub schema: serde_json::Value,
     pub committed_at: String,
     pub connector_version: String,
+    /// Rows that did not fit the schema and were quarantined or skipped.
+    #[serde(default)]
+    pub rejected_rows: u64,
+    /// Where quarantined rows are (JSON Lines), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejects_path: Option<String>,
     /// Media files fetched for the execution's rows, if it has media columns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media: Option<ManifestMedia>,
@@ -109,6 +115,8 @@ mod tests {
             schema: serde_json::json!({"columns": []}),
             committed_at: "2026-01-01T00:00:00Z".into(),
             connector_version: "0.1.0".into(),
+            rejected_rows: 0,
+            rejects_path: None,
             media: None,
         };
         let back = Manifest::from_slice(&m.to_bytes()).unwrap();

@@ -99,3 +99,27 @@ def test_polars_scan_parquet(lake):
     assert df.schema["remote"] == pl.Boolean
     assert df.schema["salary_min"] == pl.Int64
     assert df["_titan_row"].sort().to_list() == list(range(1, 601))
+
+
+def test_declared_schema_types_reach_every_reader(lake):
+    """schemas/products.json: decimal prices, UTC µs timestamps, a media struct."""
+    out, _ = lake
+    types = {
+        r[0]: r[1]
+        for r in duckdb.sql(
+            f"DESCRIBE SELECT * FROM read_parquet('{glob(out, 'products')}', hive_partitioning = true)"
+        ).fetchall()
+    }
+    assert types["price"] == "DECIMAL(12,2)"
+    assert types["scraped_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["image_url"].startswith("STRUCT(url VARCHAR, path VARCHAR, sha256 VARCHAR")
+    table = ds.dataset(str(out / "products"), format="parquet", partitioning="hive").to_table()
+    assert table.schema.field("price").type == pa.decimal128(12, 2)
+    # Every stored media file is where its row says, with the recorded size.
+    rows = duckdb.sql(
+        f"""SELECT image_url.path, image_url.bytes FROM read_parquet('{glob(out, 'products')}')
+            WHERE image_url IS NOT NULL AND image_url.error IS NULL LIMIT 50"""
+    ).fetchall()
+    assert len(rows) == 50
+    for path, size in rows:
+        assert (out / path).stat().st_size == size

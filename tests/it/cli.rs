@@ -186,3 +186,108 @@ async fn an_unreachable_api_exits_5() {
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     assert!(text(&o).contains(&port.to_string()), "{}", text(&o));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_pull_infer_and_check() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim.base_url(), "");
+    // pull: the task's output_schema as a schema file.
+    let o = run_bin(
+        &[
+            "schema",
+            "pull",
+            "--config",
+            "titan.toml",
+            "--task",
+            PRODUCTS_TASK,
+            "-o",
+            "pulled.json",
+        ],
+        Some(TOKEN),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let pulled: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("pulled.json")).unwrap()).unwrap();
+    let cols: Vec<(String, String)> = pulled["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("product_name", "string"),
+        ("price", "number"),
+        ("in_stock", "boolean"),
+        ("review_count", "integer"),
+        ("scraped_at", "timestamp"),
+        ("image_url", "media"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(cols, want);
+
+    // check: the pulled file is valid; a broken one names line and field.
+    let o = run_bin(&["schema", "check", "pulled.json"], None, dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).starts_with("ok: pulled.json (6 columns"),
+        "{}",
+        text(&o)
+    );
+    std::fs::write(
+        dir.path().join("bad.json"),
+        "{\n  \"name\": \"x\",\n  \"version\": 1,\n  \"columns\": [\n    {\"name\": \"a\", \"type\": \"integr\"}\n  ]\n}\n",
+    )
+    .unwrap();
+    let o = run_bin(&["schema", "check", "bad.json"], None, dir.path()).await;
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{all}");
+    assert!(
+        all.contains("bad.json") && all.contains("integr") && all.contains("columns[0].type"),
+        "{all}"
+    );
+
+    // infer: types proposed from the export's values.
+    let o = run_bin(
+        &[
+            "schema",
+            "infer",
+            "--config",
+            "titan.toml",
+            "--execution",
+            "exec-p1",
+            "--rows",
+            "500",
+        ],
+        Some(TOKEN),
+        dir.path(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let inferred: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let types: std::collections::BTreeMap<String, String> = inferred["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(types["in_stock"], "boolean");
+    assert_eq!(types["review_count"], "integer");
+    assert_eq!(types["scraped_at"], "timestamp");
+    assert_eq!(types["product_name"], "string");
+    sim.shutdown().await;
+}

@@ -288,3 +288,60 @@ async fn shards_split_the_executions_exactly_once() {
     assert_eq!(rows, 1500 + 321 + 777);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_quarantined_and_written_plus_rejected_equals_the_export() {
+    let toml = scenario_toml().replacen(
+        "name = \"Product monitor\"\n",
+        "name = \"Product monitor\"\nbad_row_rate = 0.05\n",
+        1,
+    );
+    let sc = titan_connector::sim::Scenario::from_toml_str(&toml).unwrap();
+    let sim = titan_connector::sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[media]\nenabled = false\n\n[[tasks]]\nid = \"task-products\"\nexecutions = [\"exec-p1\"]\n";
+    let cfg = config(dir.path(), &sim.base_url(), extra);
+    let report = pipeline::run(&cfg).await.unwrap();
+    let e = &report.executions[0];
+    assert_eq!(e.outcome, Outcome::Ingested, "{:?}", e.error);
+    let task = task(&sc, PRODUCTS_TASK);
+    let bad: Vec<u64> = (0..1500)
+        .filter(|&r| titan_connector::sim::data::bad_cell(sc.seed, task, "exec-p1", r).is_some())
+        .map(|r| r + 1)
+        .collect();
+    assert!(bad.len() > 20, "the knob produced {} bad rows", bad.len());
+    assert_eq!(e.rejected_rows, bad.len() as u64);
+    assert_eq!(e.rows + e.rejected_rows, 1500);
+    // The quarantine file holds exactly the bad rows, each with its reason and record.
+    let out = dir.path().join("out");
+    let jsonl = std::fs::read_to_string(
+        out.join("product_monitor/_rejects/task_id=task-products/exec-p1.jsonl"),
+    )
+    .unwrap();
+    let rows: Vec<u64> = jsonl
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()), "{l}");
+            assert!(v["record"].is_object(), "{l}");
+            v["row"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(rows, bad);
+    // The written rows are exactly the good ones, with their values.
+    let batches: Vec<_> = parquet_files(&out)
+        .iter()
+        .flat_map(|f| read_parquet(f))
+        .collect();
+    let written: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    assert_eq!(written, 1500 - bad.len() as u64);
+    let m: titan_connector::write::Manifest = titan_connector::write::Manifest::from_slice(
+        &std::fs::read(out.join("product_monitor/_manifests/task-products/exec-p1.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m.rejected_rows, bad.len() as u64);
+    assert_eq!(m.rows + m.rejected_rows, m.records_read);
+    sim.shutdown().await;
+}

@@ -420,13 +420,19 @@ async fn binary_run(store_url: &str, env: &[(&str, String)], options: &[(String,
 
     let store = open(store_url, options);
     let part = "product_monitor/task_id=task-products/date=2026-11-27/exec-p1-0.parquet";
+    let (media, data): (Vec<String>, Vec<String>) = locations(&store, "")
+        .await
+        .into_iter()
+        .partition(|l| l.starts_with("media/"));
     assert_eq!(
-        locations(&store, "").await,
+        data,
         vec![
             "product_monitor/_manifests/task-products/exec-p1.json".to_string(),
             part.to_string(),
         ]
     );
+    // The rows' images landed in the same store, under media/.
+    assert!(media.iter().any(|l| l.ends_with(".png")), "no media stored");
     let bytes = store.get_opt(&Path::from(part)).await.unwrap().unwrap();
     assert_eq!(
         assert_rows_match(

@@ -267,8 +267,15 @@ fn assert_cell(col: &dyn Array, i: usize, want: &SimValue, what: &str) {
             let url = st.column_by_name("url").unwrap().as_string::<i32>();
             assert_eq!(url.value(i), s, "{what}: media url");
             let error = st.column_by_name("error").unwrap();
-            assert!(error.is_null(i), "{what}: media error {:?}", error.as_string::<i32>().value(i));
-            assert!(st.column_by_name("path").unwrap().is_valid(i), "{what}: media path");
+            assert!(
+                error.is_null(i),
+                "{what}: media error {:?}",
+                error.as_string::<i32>().value(i)
+            );
+            assert!(
+                st.column_by_name("path").unwrap().is_valid(i),
+                "{what}: media path"
+            );
         }
         (dt, w) => panic!("{what}: column type {dt} cannot hold {w:?}"),
     }
