@@ -51,6 +51,10 @@ struct Args {
     /// Write the file even if it is cached.
     #[arg(long)]
     force: bool,
+    /// Only print the report (`bytes` is null when the export is not cached); write nothing
+    /// but the schema files.
+    #[arg(long, conflicts_with = "force")]
+    dry_run: bool,
 }
 
 fn main() -> ExitCode {
@@ -82,7 +86,7 @@ fn run(args: &Args) -> Result<()> {
         args.format.as_str()
     ));
     let cached = path.exists() && !args.force;
-    if !cached {
+    if !cached && !args.dry_run {
         let started = Instant::now();
         write_export(&path, &task, &exec_id, args.rows, args.format)?;
         eprintln!(
@@ -91,9 +95,11 @@ fn run(args: &Args) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    let bytes = fs::metadata(&path)
-        .with_context(|| format!("cannot stat {}", path.display()))?
-        .len();
+    let bytes = match fs::metadata(&path) {
+        Ok(meta) => Some(meta.len()),
+        Err(_) if args.dry_run => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+    };
     let report = json!({
         "path": path, "bytes": bytes, "rows": args.rows, "format": args.format.as_str(),
         "shape": shape, "cached": cached, "seed": SEED, "task_id": task.id,

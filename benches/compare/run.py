@@ -19,7 +19,7 @@ the ratios ours/peer. Peak RSS and CPU come from wait4() on that one child (the 
 with pyarrow (all rows must be there) and deleted.
 
 Environment (all optional):
-  BENCH_BIG=1            also 10M rows (needs ~25 GB of disk for the cache)
+  BENCH_BIG=1            also 10M rows (another ~23 GB of inputs; see BENCH_KEEP_INPUTS)
   BENCH_ROWS=1000,50000  row counts instead of 1M,2M[,10M]
   BENCH_SHAPES=products  subset of products,wide
   BENCH_FORMATS=csv      subset of csv,json
@@ -28,6 +28,10 @@ Environment (all optional):
   BENCH_TIMEOUT=1800     seconds before a measurement is killed
   BENCH_POLARS_JSON_MAX_MB=1500  skip polars on larger JSON arrays (read_json holds ~5.5x the
                          file in memory; beyond this it risks the OOM killer on 24 GiB)
+  BENCH_KEEP_INPUTS=0    delete each generated input after its case (default: keep them
+                         cached; 1M+2M of both shapes and formats take ~6.6 GB)
+  BENCH_DISK_MARGIN_MB=1024  free disk kept beyond an input's estimated size (x1.3, for
+                         the outputs); a case that does not fit is skipped with a note
   BENCH_CACHE=.bench-cache  cache and scratch directory
   CARGO_TARGET_DIR       where the release binaries are (default ./target)
 """
@@ -67,6 +71,8 @@ SIM = RELEASE / "titan-sim"
 TIMEOUT = float(os.environ.get("BENCH_TIMEOUT", "1800"))
 REPEAT = max(1, int(os.environ.get("BENCH_REPEAT", "1")))
 POLARS_JSON_MAX = float(os.environ.get("BENCH_POLARS_JSON_MAX_MB", "1500")) * 1e6
+KEEP_INPUTS = os.environ.get("BENCH_KEEP_INPUTS", "1") != "0"
+DISK_MARGIN = float(os.environ.get("BENCH_DISK_MARGIN_MB", "1024")) * 1e6
 
 
 @dataclass
@@ -75,7 +81,7 @@ class Input:
     rows: int
     format: str
     path: str
-    bytes: int
+    bytes: int | None
     schema: str
     output_schema: str
     task_id: str
@@ -120,9 +126,10 @@ def build_generator() -> Path:
     return RELEASE / "examples" / "bench_gen"
 
 
-def generate(gen: Path, shape: str, rows: int, fmt: str) -> Input:
+def generate(gen: Path, shape: str, rows: int, fmt: str, dry_run: bool = False) -> Input:
     out = subprocess.run(
-        [gen, "--shape", shape, "--rows", str(rows), "--format", fmt, "--dir", CACHE],
+        [gen, "--shape", shape, "--rows", str(rows), "--format", fmt, "--dir", CACHE]
+        + (["--dry-run"] if dry_run else []),
         cwd=ROOT,
         check=True,
         stdout=subprocess.PIPE,
@@ -141,6 +148,20 @@ def generate(gen: Path, shape: str, rows: int, fmt: str) -> Input:
         execution_id=r["execution_id"],
         seed=r["seed"],
     )
+
+
+def disk_shortfall(gen: Path, shape: str, rows: int, fmt: str) -> str:
+    """Why the input cannot be generated ("" if it can): the estimate (from a cached
+    1000-row sample) plus room for the outputs must fit the free disk space."""
+    if generate(gen, shape, rows, fmt, dry_run=True).bytes is not None:
+        return ""
+    sample = generate(gen, shape, 1000, fmt)
+    need = sample.bytes * rows / 1000 * 1.3 + DISK_MARGIN
+    free = shutil.disk_usage(CACHE).free
+    if free >= need:
+        return ""
+    return (f"skipped: needs ~{need / 1e9:.1f} GB of disk for the input and outputs, "
+            f"{free / 1e9:.1f} GB free (BENCH_KEEP_INPUTS=0 deletes inputs after use)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -472,6 +493,10 @@ def report(results: list[Result], notes: list[str]) -> str:
     return "\n".join(parts)
 
 
+def fmt_load(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
+
+
 def main() -> int:
     rows = [int(float(x)) for x in env_list(
         "BENCH_ROWS",
@@ -497,6 +522,7 @@ def main() -> int:
     notes.append(f"{os.cpu_count()} cores; peers use their defaults (threads = cores); "
                  f"fastest of {REPEAT} run(s) kept, peak RSS is the largest")
 
+    load_start = os.getloadavg()
     CACHE.mkdir(parents=True, exist_ok=True)
     log("run.py: building the input generator (examples/bench_gen.rs)")
     gen = build_generator()
@@ -504,11 +530,23 @@ def main() -> int:
     for shape in shapes:
         for n in rows:
             for fmt in formats:
+                short = disk_shortfall(gen, shape, n, fmt)
+                if short:
+                    for tool in tools:
+                        results.append(Result(shape, n, fmt, tool, 0, note=short))
+                    log(f"  {shape} {n} {fmt}: {short}")
+                    continue
                 inp = generate(gen, shape, n, fmt)
                 for tool in tools:
                     res = measure_tool(tool, inp, skip)
                     results.append(res)
                     log("  " + "  ".join(c for c in fmt_row(res) if c))
+                if not KEEP_INPUTS:
+                    Path(inp.path).unlink(missing_ok=True)
+    load_end = os.getloadavg()
+    notes.append(f"load average (1/5/15 min) before the first measurement "
+                 f"{fmt_load(load_start)} (other work on this machine), at the end "
+                 f"{fmt_load(load_end)} (includes the benchmark's own)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     dump = [asdict(r) for r in results]
     for name in (f"results-{stamp}.json", "results.json"):
