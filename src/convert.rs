@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use object_store::ObjectStoreExt;
 use object_store::path::Path as StorePath;
 
 use crate::config::{RunOptions, StoreConfig};
@@ -108,21 +107,13 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         }
     };
     let parts = writer.finish().await?;
-    let os = store.object_store();
     let mut out = Converted {
         records: done.records,
         input_bytes: done.bytes,
         ..Converted::default()
     };
     for p in parts {
-        os.rename(&p.staging, &p.final_path)
-            .await
-            .map_err(|source| StoreError::Op {
-                url: store.url().to_string(),
-                op: "rename",
-                path: p.staging.to_string(),
-                source: Box::new(source),
-            })?;
+        store.rename(&p.staging, &p.final_path).await?;
         out.output_bytes += p.bytes;
         out.files.push(p.final_path.to_string());
     }

@@ -132,13 +132,18 @@ impl Store {
         }
     }
 
-    /// Whether an object exists.
-    pub async fn exists(&self, path: &Path) -> Result<bool, StoreError> {
+    /// The size of an object; `None` when it does not exist.
+    pub async fn size(&self, path: &Path) -> Result<Option<u64>, StoreError> {
         match self.inner.head(path).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.op_err("head", path, e)),
         }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, path: &Path) -> Result<bool, StoreError> {
+        Ok(self.size(path).await?.is_some())
     }
 
     /// Every object under `prefix` (recursively).

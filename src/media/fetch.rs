@@ -12,7 +12,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -177,7 +176,7 @@ pub(crate) async fn store_body(
         MediaLayout::ByExecution => (dest, false),
         MediaLayout::ContentAddressed => {
             let path = layout::content_addressed_path(&sha256, ext);
-            let deduplicated = publish(target.store, &os, &dest, &path, received).await?;
+            let deduplicated = publish(target.store, &dest, &path, received).await?;
             (path, deduplicated)
         }
     };
@@ -195,19 +194,12 @@ pub(crate) async fn store_body(
 
 /// Moves a staged content-addressed file to `path`, or drops it when a file of that
 /// hash and size is already there. Returns whether it was already there.
-async fn publish(
-    store: &Store,
-    os: &Arc<dyn ObjectStore>,
-    staged: &Path,
-    path: &Path,
-    size: u64,
-) -> Result<bool, Failure> {
-    let existing = match os.head(path).await {
-        Ok(meta) => Some(meta.size),
-        Err(object_store::Error::NotFound { .. }) => None,
+async fn publish(store: &Store, staged: &Path, path: &Path, size: u64) -> Result<bool, Failure> {
+    let existing = match store.size(path).await {
+        Ok(size) => size,
         Err(e) => {
             let _ = store.delete(staged).await;
-            return Err(store_err(store, "head", path, e));
+            return Err(Failure::Store(e));
         }
     };
     if existing == Some(size) {
@@ -215,9 +207,9 @@ async fn publish(
         return Ok(true);
     }
     // Same name means same bytes, so overwriting a concurrent writer's copy is harmless.
-    if let Err(e) = os.rename(staged, path).await {
+    if let Err(e) = store.rename(staged, path).await {
         let _ = store.delete(staged).await;
-        return Err(store_err(store, "rename", staged, e));
+        return Err(Failure::Store(e));
     }
     Ok(false)
 }

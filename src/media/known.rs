@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use tracing::{debug, warn};
 
@@ -85,7 +84,7 @@ impl KnownMedia {
                 };
                 let size = match sizes.get(&path) {
                     Some(size) => Some(*size),
-                    None => head_size(store, &path).await?,
+                    None => store.size(&path).await?,
                 };
                 if size == Some(record.bytes) {
                     Ok(Some(record))
@@ -141,19 +140,5 @@ impl KnownMedia {
     /// Never held across an await.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The size of `path`, `None` when it does not exist.
-async fn head_size(store: &Store, path: &Path) -> Result<Option<u64>, StoreError> {
-    match store.object_store().head(path).await {
-        Ok(meta) => Ok(Some(meta.size)),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(StoreError::Op {
-            url: store.url().to_owned(),
-            op: "head",
-            path: path.to_string(),
-            source: Box::new(e),
-        }),
     }
 }

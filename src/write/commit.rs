@@ -7,8 +7,6 @@
 
 use std::collections::HashSet;
 
-use object_store::ObjectStoreExt;
-
 use super::{Manifest, StagedPart, WriteError};
 use crate::partition::{self, PartitionKey};
 use crate::store::Store;
@@ -31,16 +29,8 @@ pub async fn commit(
             store.delete(&meta.location).await?;
         }
     }
-    let os = store.object_store();
     for part in parts {
-        os.rename(&part.staging, &part.final_path)
-            .await
-            .map_err(|source| crate::store::StoreError::Op {
-                url: store.url().to_string(),
-                op: "rename",
-                path: part.staging.to_string(),
-                source: Box::new(source),
-            })?;
+        store.rename(&part.staging, &part.final_path).await?;
     }
     store
         .put(

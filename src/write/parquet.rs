@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
-use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::AsyncArrowWriter;
@@ -168,18 +167,9 @@ impl ExecutionWriter {
                 path: path.to_string(),
                 source: Box::new(source),
             })?;
-        let bytes = self
-            .store
-            .object_store()
-            .head(&path)
-            .await
-            .map(|m| m.size)
-            .map_err(|source| crate::store::StoreError::Op {
-                url: self.store.url().to_string(),
-                op: "head",
-                path: path.to_string(),
-                source: Box::new(source),
-            })?;
+        // A part that vanished between close and here reads as 0 bytes; the commit's
+        // rename then fails loudly.
+        let bytes = self.store.size(&path).await?.unwrap_or(0);
         self.staged.push(StagedPart {
             final_path: self.names.final_path(part.n),
             staging: path,
