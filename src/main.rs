@@ -44,6 +44,7 @@ async fn dispatch(cli: Cli) -> Exit {
         Command::Run(args) => {
             let overrides = titan_connector::config::Overrides {
                 shard: args.shard,
+                dry_run: args.dry_run,
                 ..args.common.overrides(args.concurrency)
             };
             let cfg = match Config::load(&args.common.config, &env, &overrides) {

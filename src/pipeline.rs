@@ -215,6 +215,14 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
         }
     }
 
+    if cfg.dry_run {
+        // Planned and checked against the manifests; nothing is awaited or written.
+        for item in work.drain(..) {
+            let mut r = skipped_report(&item.task, &item.execution);
+            r.outcome = Outcome::Planned;
+            reports.push(r);
+        }
+    }
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         store: store.clone(),

@@ -18,6 +18,8 @@ pub enum Outcome {
     NoResults,
     /// This run could not ingest it (see `error`); a re-run will try again.
     Failed,
+    /// `--dry-run`: would be awaited and ingested; nothing was done.
+    Planned,
 }
 
 /// One execution in the report.
@@ -58,6 +60,8 @@ pub struct TaskFailure {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub executions: usize,
+    /// `--dry-run`: executions that would be ingested.
+    pub planned: usize,
     pub ingested: usize,
     pub already_ingested: usize,
     pub no_results: usize,
@@ -107,6 +111,7 @@ impl RunReport {
             match e.outcome {
                 Outcome::Ingested => t.ingested += 1,
                 Outcome::AlreadyIngested => t.already_ingested += 1,
+                Outcome::Planned => t.planned += 1,
                 Outcome::NoResults => t.no_results += 1,
                 Outcome::Failed => t.failed += 1,
             }
@@ -141,6 +146,12 @@ impl RunReport {
             t.no_results,
             t.failed
         );
+        if t.planned > 0 {
+            s.push_str(&format!(
+                "\ndry run: {} execution(s) would be ingested",
+                t.planned
+            ));
+        }
         for f in &self.tasks_failed {
             s.push_str(&format!("\n  task {}: {}", f.task_id, f.error));
         }
@@ -151,6 +162,13 @@ impl RunReport {
                     e.execution_id,
                     e.task_id,
                     e.error.as_deref().unwrap_or("unknown error")
+                )),
+                Outcome::Planned => s.push_str(&format!(
+                    "\n  would ingest execution {} (task {}, dataset {}, now `{}`)",
+                    e.execution_id,
+                    e.task_id,
+                    e.dataset,
+                    e.execution_status.as_deref().unwrap_or("?")
                 )),
                 Outcome::NoResults => s.push_str(&format!(
                     "\n  execution {} (task {}) ended `{}` on Titan: no results",

@@ -139,6 +139,9 @@ pub struct RunArgs {
     /// map index or Kubernetes' JOB_COMPLETION_INDEX over N workers).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<crate::tasks::Shard>,
+    /// List the executions that would be ingested, then stop: nothing is awaited or written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl CommonArgs {
@@ -150,6 +153,7 @@ impl CommonArgs {
             concurrency: concurrency.map(usize::from),
             shard: None,
             allow_no_tasks: false,
+            dry_run: false,
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct Overrides {
     pub shard: Option<Shard>,
     /// Commands that don't ingest (schema pull/infer) need no task list.
     pub allow_no_tasks: bool,
+    /// List what would be ingested; write nothing.
+    pub dry_run: bool,
 }
 
 /// Where output goes.
@@ -115,6 +117,8 @@ pub struct Config {
     pub tasks: Vec<TaskSpec>,
     /// This worker's share of the executions, if the work is split.
     pub shard: Option<Shard>,
+    /// List what would be ingested; write nothing.
+    pub dry_run: bool,
     /// The file this came from (for messages).
     pub path: PathBuf,
 }
@@ -402,6 +406,7 @@ impl Config {
             media,
             tasks: specs,
             shard: overrides.shard,
+            dry_run: overrides.dry_run,
             path: path.to_path_buf(),
         })
     }

@@ -291,3 +291,38 @@ async fn schema_pull_infer_and_check() {
     assert_eq!(types["product_name"], "string");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_lists_what_would_be_ingested_and_writes_nothing() {
+    let sim = start_sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &sim.base_url(), PRODUCTS_ONLY);
+    let o = run_bin(
+        &["run", "--config", "titan.toml", "--dry-run"],
+        Some(TOKEN),
+        dir.path(),
+    )
+    .await;
+    let all = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{all}");
+    for exec in ["exec-p1", "exec-p2", "exec-p3", "exec-p4"] {
+        assert!(
+            all.contains(&format!("would ingest execution {exec} ")),
+            "{exec}: {all}"
+        );
+    }
+    assert!(
+        all.contains("dry run: 4 execution(s) would be ingested"),
+        "{all}"
+    );
+    assert!(parquet_files(&dir.path().join("out")).is_empty());
+    assert!(
+        !dir.path().join("out/product_monitor").exists(),
+        "no manifest or staging written"
+    );
+    assert!(
+        !sim.requests().iter().any(|r| r.path.contains("/results")),
+        "a dry run downloads nothing"
+    );
+    sim.shutdown().await;
+}
