@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod report;
 pub mod schema;
 pub mod sim;
+pub mod sniff;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;

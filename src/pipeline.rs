@@ -20,7 +20,8 @@ use crate::media::{KnownMedia, MediaFetcher};
 use crate::partition::{self, PartNames, PartitionKey};
 use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
 use crate::schema::{BadRowPolicy, ColumnType, QuarantineEncoder};
-use crate::schema::{Lineage, Mapper, TargetSchema};
+use crate::schema::{Evolved, Lineage, Mapper, TargetSchema};
+use crate::sniff;
 use crate::store::{Store, StoreError};
 use crate::tasks::{self, ExecutionSelector, TaskSpec};
 use crate::transcode::{BadRows, MediaStage, Spool, TranscodeError, Transcoded, transcode};
@@ -60,6 +61,14 @@ enum IngestError {
     Store(#[from] StoreError),
     #[error("interrupted")]
     Interrupted,
+    #[error(
+        "execution {execution_id}: {source} (the task's `extra_fields`/`missing_fields` policy)"
+    )]
+    Evolution {
+        execution_id: String,
+        #[source]
+        source: crate::schema::EvolutionError,
+    },
     #[error(
         "execution {execution_id}: the export held {read} records but Titan reports {expected}"
     )]
@@ -132,6 +141,7 @@ struct PlannedTaskInfo {
     schema: Arc<TargetSchema>,
     format: ExportFormat,
     bad_rows: crate::schema::RejectPolicy,
+    evolution: crate::schema::EvolutionPolicy,
 }
 
 /// How long a just-completed execution's results may lag behind its status.
@@ -180,6 +190,7 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
                     schema: Arc::clone(&planned.schema),
                     format: planned.spec.format,
                     bad_rows: planned.spec.bad_rows,
+                    evolution: planned.spec.evolution,
                 });
                 for execution in planned.executions {
                     if let Some(shard) = cfg.shard
@@ -449,6 +460,8 @@ async fn ingest(
         source_record_count,
         transcoded,
         rejects_staged,
+        schema,
+        evolved,
     } = loop {
         match export_once(ctx, task, execution, &key).await {
             Ok(done) => break done,
@@ -465,7 +478,12 @@ async fn ingest(
     report.records_read = records_read;
     report.source_record_count = source_record_count;
     let rows: u64 = parts.iter().map(|p| p.rows).sum();
-    let mut manifest = new_manifest(task, execution, ManifestStatus::Ingested);
+    if let Some(ev) = &evolved {
+        report.columns_added = ev.added.clone();
+        report.fields_ignored = ev.ignored.clone();
+        report.fields_missing = ev.missing.clone();
+    }
+    let mut manifest = new_manifest(task, &schema, execution, ManifestStatus::Ingested);
     manifest.files = parts
         .iter()
         .map(|p| ManifestFile {
@@ -517,6 +535,10 @@ struct ExportDone {
     transcoded: Transcoded,
     /// Quarantined rows, staged, when there are any.
     rejects_staged: Option<object_store::path::Path>,
+    /// The schema the export was mapped with: the task's, plus any added columns.
+    schema: Arc<TargetSchema>,
+    /// How the schema was reconciled with the export's fields, when it could be read.
+    evolved: Option<Evolved>,
 }
 
 /// Downloads and transcodes the export once into staged parts; on any failure the staged
@@ -540,19 +562,42 @@ async fn export_once(
             None
         }
     };
+    let sniffed = sniff::sniff(export.body, task.format, &task.schema, task.evolution)
+        .await
+        .map_err(|source| IngestError::Evolution {
+            execution_id: execution_id.to_string(),
+            source,
+        })?;
+    let schema = match &sniffed.evolved {
+        Some(ev) if !ev.added.is_empty() => {
+            let evolved = Arc::new(ev.schema.clone());
+            warn!(
+                execution_id,
+                added = ?ev.added,
+                fingerprint = evolved.fingerprint(),
+                "Fields not in the schema were added as columns: a new schema fingerprint"
+            );
+            evolved
+        }
+        _ => Arc::clone(&task.schema),
+    };
+    if let Some(ev) = &sniffed.evolved {
+        if !ev.missing.is_empty() {
+            warn!(execution_id, missing = ?ev.missing, "Schema fields missing from the export are null");
+        }
+        if !ev.ignored.is_empty() {
+            info!(execution_id, ignored = ?ev.ignored, "Export fields not in the schema are left out");
+        }
+    }
     let mapper = Mapper::new(
-        &task.schema,
+        &schema,
         Lineage {
             task_id: task.task_id.clone(),
             execution_id: execution_id.to_string(),
         },
     );
-    let with_media = ctx.media.settings().enabled
-        && task
-            .schema
-            .columns
-            .iter()
-            .any(|c| c.ty == ColumnType::Media);
+    let with_media =
+        ctx.media.settings().enabled && schema.columns.iter().any(|c| c.ty == ColumnType::Media);
     let mut writer = ExecutionWriter::new(
         ctx.store.clone(),
         PartNames::for_execution(key, execution_id, &ctx.run_id),
@@ -561,12 +606,12 @@ async fn export_once(
             row_group_rows: ctx.cfg.run.row_group_rows,
             file_rows: ctx.cfg.run.file_rows,
             zstd_level: write::DEFAULT_ZSTD_LEVEL,
-            schema_fingerprint: task.schema.fingerprint(),
+            schema_fingerprint: schema.fingerprint(),
         },
     )?;
     let decoder = RawDecoder::new(
         task.format,
-        task.schema.source_fields(),
+        schema.source_fields(),
         DecoderOptions {
             batch_rows: ctx.cfg.run.batch_rows,
             ..DecoderOptions::default()
@@ -594,7 +639,7 @@ async fn export_once(
         ctx,
         task,
         execution_id,
-        export.body,
+        sniffed.body,
         decoder,
         mapper,
         with_media,
@@ -632,6 +677,8 @@ async fn export_once(
         source_record_count,
         transcoded,
         rejects_staged,
+        schema,
+        evolved: sniffed.evolved,
     })
 }
 
@@ -715,7 +762,7 @@ async fn record_no_results(
     task: &PlannedTaskInfo,
     execution: &Execution,
 ) -> Result<(), IngestError> {
-    let manifest = new_manifest(task, execution, ManifestStatus::NoResults);
+    let manifest = new_manifest(task, &task.schema, execution, ManifestStatus::NoResults);
     ctx.store
         .put(
             &partition::manifest_path(&task.dataset, &task.task_id, &execution.id),
@@ -731,7 +778,12 @@ async fn record_no_results(
 }
 
 /// A manifest for `execution` with no files yet; the caller fills in what it wrote.
-fn new_manifest(task: &PlannedTaskInfo, execution: &Execution, status: ManifestStatus) -> Manifest {
+fn new_manifest(
+    task: &PlannedTaskInfo,
+    schema: &TargetSchema,
+    execution: &Execution,
+    status: ManifestStatus,
+) -> Manifest {
     Manifest {
         manifest_version: write::manifest::MANIFEST_VERSION,
         status,
@@ -744,8 +796,8 @@ fn new_manifest(task: &PlannedTaskInfo, execution: &Execution, status: ManifestS
         rows: 0,
         records_read: 0,
         source_record_count: None,
-        schema_fingerprint: task.schema.fingerprint(),
-        schema: serde_json::from_str(&task.schema.to_json()).unwrap_or_default(),
+        schema_fingerprint: schema.fingerprint(),
+        schema: serde_json::from_str(&schema.to_json()).unwrap_or_default(),
         committed_at: now_rfc3339(),
         connector_version: env!("CARGO_PKG_VERSION").to_string(),
         rejected_rows: 0,
@@ -772,6 +824,9 @@ fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionRep
         rejected_rows: 0,
         media_files: 0,
         media_failed: 0,
+        columns_added: vec![],
+        fields_ignored: vec![],
+        fields_missing: vec![],
         error: None,
     }
 }

@@ -46,6 +46,15 @@ pub struct ExecutionReport {
     pub media_files: u64,
     /// Media values that could not be fetched (the error is in the row).
     pub media_failed: u64,
+    /// Export fields added as columns (`extra_fields = "add"`): the schema fingerprint changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns_added: Vec<String>,
+    /// Export fields left out because the schema has no column for them (`ignore`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields_ignored: Vec<String>,
+    /// Schema fields the export did not have (their columns are null or their default).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields_missing: Vec<String>,
     pub error: Option<String>,
 }
 
@@ -221,6 +230,9 @@ mod tests {
             rejected_rows: 0,
             media_files: 0,
             media_failed: 0,
+            columns_added: vec![],
+            fields_ignored: vec![],
+            fields_missing: vec![],
             error: None,
         }
     }

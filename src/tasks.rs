@@ -32,6 +32,8 @@ pub struct TaskSpec {
     /// Rows that don't fit the schema: fail, skip or quarantine (default), and the
     /// largest share of rejected rows tolerated.
     pub bad_rows: crate::schema::RejectPolicy,
+    /// Fields the data has that the schema lacks, and the reverse.
+    pub evolution: crate::schema::EvolutionPolicy,
 }
 
 impl TaskSpec {
@@ -40,6 +42,7 @@ impl TaskSpec {
         id: String,
         format: ExportFormat,
         bad_rows: crate::schema::RejectPolicy,
+        evolution: crate::schema::EvolutionPolicy,
     ) -> Self {
         TaskSpec {
             id,
@@ -48,6 +51,7 @@ impl TaskSpec {
             executions: ExecutionSelector::New,
             format,
             bad_rows,
+            evolution,
         }
     }
 }

@@ -84,6 +84,11 @@ pub struct RunSection {
     pub on_bad_row: Option<crate::schema::BadRowPolicy>,
     /// Default for tasks: fail an execution whose rejected rows exceed this share (0–1).
     pub max_reject_ratio: Option<f64>,
+    /// Default for tasks: fields in the data but not in the schema — `ignore` (default),
+    /// `add` (a new column, typed by inference; a new schema fingerprint) or `fail`.
+    pub extra_fields: Option<crate::schema::ExtraFieldPolicy>,
+    /// Default for tasks: schema fields missing from the data — `null` (default) or `fail`.
+    pub missing_fields: Option<crate::schema::MissingFieldPolicy>,
 }
 
 /// `[wait]`: polling of executions that are not finished yet.
@@ -134,6 +139,8 @@ pub struct TaskEntry {
     pub format: Option<ExportFormat>,
     pub on_bad_row: Option<crate::schema::BadRowPolicy>,
     pub max_reject_ratio: Option<f64>,
+    pub extra_fields: Option<crate::schema::ExtraFieldPolicy>,
+    pub missing_fields: Option<crate::schema::MissingFieldPolicy>,
 }
 
 /// Which executions of a task a run ingests, as written: `"new"`, `"latest"` or a list of ids.

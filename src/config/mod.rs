@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
 use crate::media::MediaSettings;
-use crate::schema::RejectPolicy;
+use crate::schema::{EvolutionPolicy, RejectPolicy};
 use crate::tasks::{self, ExecutionSelector, Shard, TaskSpec};
 use crate::waiter::WaitPolicy;
 pub use env::Env;
@@ -323,6 +323,10 @@ impl Config {
             on_bad_row: file.run.on_bad_row.unwrap_or_default(),
             max_reject_ratio: ratio("run.max_reject_ratio", file.run.max_reject_ratio)?,
         };
+        let default_evolution = EvolutionPolicy {
+            extra_fields: file.run.extra_fields.unwrap_or_default(),
+            missing_fields: file.run.missing_fields.unwrap_or_default(),
+        };
         let mut specs = Vec::new();
         for (i, entry) in file.tasks.iter().enumerate() {
             let field = |f: &str| format!("tasks[{i}].{f}");
@@ -375,6 +379,12 @@ impl Config {
                     max_reject_ratio: ratio(&field("max_reject_ratio"), entry.max_reject_ratio)?
                         .or(default_bad_rows.max_reject_ratio),
                 },
+                evolution: EvolutionPolicy {
+                    extra_fields: entry.extra_fields.unwrap_or(default_evolution.extra_fields),
+                    missing_fields: entry
+                        .missing_fields
+                        .unwrap_or(default_evolution.missing_fields),
+                },
             });
         }
         let list_path = match &overrides.tasks_file {
@@ -388,6 +398,7 @@ impl Config {
                         id,
                         default_format,
                         default_bad_rows,
+                        default_evolution,
                     ));
                 }
             }

@@ -6,6 +6,7 @@
 mod cli;
 mod convert;
 mod e2e;
+mod evolution;
 mod faults;
 mod media;
 mod stores;

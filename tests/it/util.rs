@@ -130,17 +130,25 @@ pub fn config(dir: &Path, sim_url: &str, extra: &str) -> Config {
 
 /// Every `*.parquet` under `dir`, sorted.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    walk_files(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect()
+}
+
+/// Every file under `dir` (none when it does not exist), sorted.
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
+        let Ok(entries) = std::fs::read_dir(&d) else {
             continue;
         };
-        for entry in rd {
-            let p = entry.unwrap().path();
+        for e in entries {
+            let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "parquet") {
+            } else {
                 out.push(p);
             }
         }
