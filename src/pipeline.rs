@@ -562,12 +562,16 @@ async fn export_once(
             None
         }
     };
-    let sniffed = sniff::sniff(export.body, task.format, &task.schema, task.evolution)
-        .await
-        .map_err(|source| IngestError::Evolution {
-            execution_id: execution_id.to_string(),
-            source,
-        })?;
+    // Reading ahead can take as long as a slow body does: it must yield to a shutdown.
+    let sniffed = tokio::select! {
+        r = sniff::sniff(export.body, task.format, &task.schema, task.evolution) => {
+            r.map_err(|source| IngestError::Evolution {
+                execution_id: execution_id.to_string(),
+                source,
+            })?
+        }
+        () = ctx.shutdown.cancelled() => return Err(IngestError::Interrupted),
+    };
     let schema = match &sniffed.evolved {
         Some(ev) if !ev.added.is_empty() => {
             let evolved = Arc::new(ev.schema.clone());

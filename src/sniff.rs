@@ -95,30 +95,39 @@ fn fields_and_sample(
     };
     let wants_sample = policy.extra_fields == crate::schema::ExtraFieldPolicy::Add;
     let fields = schema.source_fields();
-    let seen = match format {
-        ExportFormat::Csv => {
-            let mut dec = RawDecoder::csv(opts);
-            let sample = decode_sample(&mut dec, prefix, ended).ok()?;
-            let header = dec.columns()?.to_vec();
-            return Some((header, if wants_sample { sample } else { vec![] }));
-        }
+    // The decoder is the judge of whether this is data at all: what it would reject as an
+    // HTML page or an error envelope (and retry) must not become a schema verdict here.
+    let mut dec = RawDecoder::new(format, fields.clone(), opts);
+    let sample = decode_sample(&mut dec, prefix, ended).ok()?;
+    if dec.is_not_data() {
+        return None;
+    }
+    let (seen, sample) = match format {
+        ExportFormat::Csv => (dec.columns()?.to_vec(), sample),
         ExportFormat::Json => {
             let joined: Vec<u8> = prefix.concat();
-            json_record_keys(&joined, &fields, SAMPLE_RECORDS)
+            let seen = json_record_keys(&joined, &fields, SAMPLE_RECORDS);
+            let extra: Vec<String> = seen
+                .iter()
+                .filter(|k| !fields.contains(k))
+                .cloned()
+                .collect();
+            let sample = if wants_sample && !extra.is_empty() {
+                // Decoded again with the extra keys as columns, to type them.
+                let mut all = fields;
+                all.extend(extra);
+                let mut dec = RawDecoder::json(all, opts);
+                decode_sample(&mut dec, prefix, ended).unwrap_or_default()
+            } else {
+                vec![]
+            };
+            (seen, sample)
         }
     };
     if seen.is_empty() {
         return None;
     }
-    let mut sample = Vec::new();
-    if wants_sample {
-        let mut all = fields.clone();
-        all.extend(seen.iter().filter(|k| !fields.contains(k)).cloned());
-        let mut dec = RawDecoder::json(all, opts);
-        // A sample that cannot be decoded only means added fields are typed as text.
-        sample = decode_sample(&mut dec, prefix, ended).unwrap_or_default();
-    }
-    Some((seen, sample))
+    Some((seen, if wants_sample { sample } else { vec![] }))
 }
 
 /// Pushes the prefix through `dec` and returns the complete batches (all of them when the
@@ -249,6 +258,20 @@ mod tests {
             assert!(s.evolved.is_none(), "{format}");
             assert_eq!(collect(s.body).await, text.concat());
         }
+    }
+
+    #[tokio::test]
+    async fn an_error_envelope_on_200_is_left_to_the_decoder() {
+        let text = [r#"{"success":false,"error":{"code":"INTERNAL","message":"boom"}}"#];
+        let s = sniff(
+            body(&text),
+            ExportFormat::Json,
+            &schema(),
+            policy(ExtraFieldPolicy::Fail, MissingFieldPolicy::Fail),
+        )
+        .await
+        .expect("no schema error");
+        assert!(s.evolved.is_none());
     }
 
     #[tokio::test]

@@ -258,6 +258,12 @@ impl RawDecoder {
         }
     }
 
+    /// Whether the body was recognised as not data (an HTML page, an error envelope) and
+    /// only its excerpt is being collected; `push` or `finish` reports the error.
+    pub fn is_not_data(&self) -> bool {
+        matches!(self.life, Life::NotData { .. })
+    }
+
     /// Column names (CSV: known after the header is read; JSON: the fields).
     pub fn columns(&self) -> Option<&[String]> {
         match &self.inner {
