@@ -42,56 +42,43 @@ impl InterpolateError {
     }
 }
 
-/// What interpolating a whole file did.
-#[derive(Debug, Default)]
-pub struct Interpolated {
-    /// Some value changed.
-    pub changed: bool,
-    /// Names of the variables substituted.
-    pub used: Vec<String>,
-}
-
-/// Interpolates every string value in `table`, recursively (arrays and inline tables too).
-pub fn table(table: &mut toml::Table, env: &Env) -> Result<Interpolated, InterpolateError> {
-    let mut out = Interpolated::default();
+/// Interpolates every string value in `table`, recursively (arrays and inline tables
+/// too); `Ok(true)` when some value changed.
+pub fn table(table: &mut toml::Table, env: &Env) -> Result<bool, InterpolateError> {
+    let mut changed = false;
     for (_, value) in table.iter_mut() {
-        value_in_place(value, env, &mut out)?;
+        changed |= value_in_place(value, env)?;
     }
-    Ok(out)
+    Ok(changed)
 }
 
-fn value_in_place(
-    value: &mut toml::Value,
-    env: &Env,
-    out: &mut Interpolated,
-) -> Result<(), InterpolateError> {
+fn value_in_place(value: &mut toml::Value, env: &Env) -> Result<bool, InterpolateError> {
+    let mut changed = false;
     match value {
-        toml::Value::String(s) => {
-            if s.contains('$') {
-                let new = string(s, env, &mut out.used)?;
-                if new != *s {
-                    *s = new;
-                    out.changed = true;
-                }
+        toml::Value::String(s) if s.contains('$') => {
+            let new = string(s, env)?;
+            if new != *s {
+                *s = new;
+                changed = true;
             }
         }
         toml::Value::Array(items) => {
             for v in items {
-                value_in_place(v, env, out)?;
+                changed |= value_in_place(v, env)?;
             }
         }
         toml::Value::Table(t) => {
             for (_, v) in t.iter_mut() {
-                value_in_place(v, env, out)?;
+                changed |= value_in_place(v, env)?;
             }
         }
         _ => {}
     }
-    Ok(())
+    Ok(changed)
 }
 
-/// Interpolates one string; `used` collects the variables substituted.
-pub fn string(s: &str, env: &Env, used: &mut Vec<String>) -> Result<String, InterpolateError> {
+/// Interpolates one string.
+pub fn string(s: &str, env: &Env) -> Result<String, InterpolateError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find('$') {
@@ -117,7 +104,7 @@ pub fn string(s: &str, env: &Env, used: &mut Vec<String>) -> Result<String, Inte
                 });
             }
             let value = match (env.raw(name), default) {
-                (Some(v), Some(d)) if v.is_empty() => d,
+                (Some(""), Some(d)) => d,
                 (Some(v), _) => v,
                 (None, Some(d)) => d,
                 (None, None) => {
@@ -127,7 +114,6 @@ pub fn string(s: &str, env: &Env, used: &mut Vec<String>) -> Result<String, Inte
                 }
             };
             out.push_str(value);
-            used.push(name.to_string());
             rest = &after[end + 1..];
         } else {
             out.push('$');
@@ -153,7 +139,7 @@ mod tests {
     }
 
     fn interp(s: &str) -> Result<String, InterpolateError> {
-        string(s, &env(), &mut Vec::new())
+        string(s, &env())
     }
 
     #[test]
@@ -197,8 +183,7 @@ mod tests {
         let err = table(&mut t.clone(), &env()).unwrap_err();
         assert_eq!(err.line_in(text), Some(7));
         t["x"].as_table_mut().unwrap().remove("bad");
-        let done = table(&mut t, &env()).unwrap();
-        assert!(done.changed);
+        assert!(table(&mut t, &env()).unwrap());
         assert_eq!(t["store"]["url"].as_str(), Some("s3://lake"));
         assert_eq!(t["store"]["options"]["a"].as_str(), Some("7"));
         assert_eq!(t["x"]["list"][0].as_str(), Some("lake"));

@@ -181,7 +181,7 @@ impl Config {
                 line: source.line_in(text),
                 source,
             })?;
-        let mut file: ConfigFile = if interpolated.changed {
+        let mut file: ConfigFile = if interpolated {
             toml::Value::Table(table).try_into().map_err(parse_error)?
         } else {
             toml::from_str(text).map_err(parse_error)?
