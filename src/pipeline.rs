@@ -260,9 +260,13 @@ pub async fn run_with_progress(
     while let Some(r) = results.next().await {
         match r {
             Ok(report) => reports.push(report),
-            Err(fatal) => return Err(fatal),
+            Err(fatal) => {
+                ctx.progress.clear();
+                return Err(fatal);
+            }
         }
     }
+    ctx.progress.clear();
 
     let stats = client.stats();
     let media_stats = media.stats();

@@ -107,6 +107,21 @@ impl Progress {
         }
     }
 
+    /// Removes every line still shown: executions abandoned by an interrupted or failed
+    /// run never reach [`Progress::finish`], and the summary must not print under them.
+    pub fn clear(&self) {
+        let Some(shared) = &self.inner else {
+            return;
+        };
+        let mut bars = shared.bars.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, p) in bars.drain() {
+            if let Some(s) = &p.inner {
+                s.bar.finish_and_clear();
+                s.multi.remove(&s.bar);
+            }
+        }
+    }
+
     /// A `tracing` writer for stderr that keeps the bars intact.
     pub fn log_writer(&self) -> LogWriter {
         LogWriter {
@@ -378,5 +393,14 @@ mod tests {
                 .as_ref()
                 .is_some_and(|s| s.bars.lock().unwrap().is_empty())
         );
+
+        let abandoned = p.execution("abandoned");
+        p.clear();
+        assert!(
+            p.inner
+                .as_ref()
+                .is_some_and(|s| s.bars.lock().unwrap().is_empty())
+        );
+        assert!(abandoned.inner.is_some_and(|s| s.bar.is_finished()));
     }
 }

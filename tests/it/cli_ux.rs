@@ -176,7 +176,7 @@ comments = {{ type = "integer" }}
 [[tasks.executions]]
 id = "exec-slow"
 rows = 3000
-running_for = "1500ms"
+running_for = "2500ms"
 created_at = "2026-11-26T08:00:00Z"
 "#
     ))
@@ -289,6 +289,29 @@ async fn progress_bars_on_a_terminal_only_and_never_with_json_logs_or_piped() {
             "not a log line: {line:?}"
         );
     }
+
+    // On a terminal with -q: warnings only, no bars.
+    let (code, quiet) = run_on_tty(
+        &[
+            "run",
+            "--config",
+            "titan.toml",
+            "--store",
+            "out-quiet",
+            "-q",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(code, Some(0), "{quiet}");
+    assert!(
+        !has_redraws(&quiet) && !quiet.contains("rows · "),
+        "{quiet:?}"
+    );
+    assert!(
+        quiet.contains("1 execution(s): 1 ingested (3000 rows"),
+        "{quiet:?}"
+    );
 
     // Piped stderr: plain log lines only.
     let o = run(
