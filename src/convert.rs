@@ -96,7 +96,17 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         },
     );
     let body = file_body(file);
-    let done = match transcode(body, decoder, mapper, None, BadRows::fail(), &mut writer).await {
+    let done = match transcode(
+        body,
+        decoder,
+        mapper,
+        None,
+        BadRows::fail(),
+        &mut writer,
+        crate::progress::ExecProgress::none(),
+    )
+    .await
+    {
         Ok(t) => t,
         Err(source) => {
             writer.abort().await;

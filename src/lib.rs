@@ -10,8 +10,8 @@
 //!   store ◄─ write (parquet + manifest) ◄─ partition ◄─ schema (mapper)
 //! ```
 //!
-//! `pipeline` wires them together for one run, `report` says what happened, `cli` and
-//! `telemetry` serve the binary. `sim` is a faithful local simulator of the Titan Task
+//! `pipeline` wires them together for one run, `report` says what happened, `cli`,
+//! `telemetry` and `progress` serve the binary. `sim` is a faithful local simulator of the Titan Task
 //! Service, used by the demo and the tests.
 
 pub mod api;
@@ -23,6 +23,7 @@ pub mod format;
 pub mod media;
 pub mod partition;
 pub mod pipeline;
+pub mod progress;
 pub mod report;
 pub mod schema;
 pub mod sim;

@@ -1,7 +1,7 @@
 //! The `titan-connector` binary: parse arguments, set up logging, run a command, and turn
 //! the outcome into a documented exit code. All the work is in the library.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -15,6 +15,7 @@ use titan_connector::config::{
 use titan_connector::convert::ConvertOptions;
 use titan_connector::format::ExportFormat;
 use titan_connector::pipeline::{self, RunError};
+use titan_connector::progress::Progress;
 use titan_connector::report::human_bytes;
 use titan_connector::schema::TargetSchema;
 use titan_connector::telemetry;
@@ -23,7 +24,16 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format, cli.verbose, cli.quiet);
+    let progress = if Progress::should_show(
+        std::io::stderr().is_terminal(),
+        cli.log_format == cli::LogFormat::Text,
+        cli.quiet,
+    ) {
+        Progress::stderr()
+    } else {
+        Progress::disabled()
+    };
+    telemetry::init(cli.log_format, cli.verbose, cli.quiet, &progress);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -34,11 +44,11 @@ fn main() -> ExitCode {
             return Exit::Failure.into();
         }
     };
-    let exit = runtime.block_on(dispatch(cli));
+    let exit = runtime.block_on(dispatch(cli, progress));
     exit.into()
 }
 
-async fn dispatch(cli: Cli) -> Exit {
+async fn dispatch(cli: Cli, progress: Progress) -> Exit {
     let env = Env::from_process();
     match cli.command {
         Command::Run(args) => {
@@ -53,7 +63,7 @@ async fn dispatch(cli: Cli) -> Exit {
             };
             let shutdown = CancellationToken::new();
             watch_signals(shutdown.clone());
-            let report = match pipeline::run_until(&cfg, shutdown).await {
+            let report = match pipeline::run_with_progress(&cfg, shutdown, progress).await {
                 Ok(r) => r,
                 Err(e) => return run_error(&e, &cfg),
             };
@@ -73,6 +83,35 @@ async fn dispatch(cli: Cli) -> Exit {
             }
         }
         Command::Convert(args) => convert(&args).await,
+        Command::Init(args) => match cli::init::write(&args.path, args.force) {
+            Ok(()) => {
+                eprintln!(
+                    "wrote {}: replace the task id, set TITAN_TOKEN, then `titan-connector check --config {}`",
+                    args.path.display(),
+                    args.path.display()
+                );
+                Exit::Ok
+            }
+            Err(e @ cli::init::InitError::Exists(_)) => {
+                eprintln!("error: {e}");
+                Exit::Usage
+            }
+            Err(e) => {
+                eprintln!("error: {}", chain(&e));
+                Exit::Failure
+            }
+        },
+        Command::Completions { shell } => {
+            cli::docs::completions(shell, &mut std::io::stdout());
+            Exit::Ok
+        }
+        Command::Man => match cli::docs::man(&mut std::io::stdout()) {
+            Ok(()) => Exit::Ok,
+            Err(e) => {
+                eprintln!("error: cannot write the man page: {e}");
+                Exit::Failure
+            }
+        },
         Command::Schema(cmd) => schema_command(cmd, &env).await,
         Command::Check(args) => {
             let cfg = match Config::load(&args.config, &env, &args.overrides(None)) {

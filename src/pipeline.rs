@@ -18,6 +18,7 @@ use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
 use crate::media::{KnownMedia, MediaFetcher};
 use crate::partition::{self, PartNames, PartitionKey};
+use crate::progress::Progress;
 use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
 use crate::schema::{BadRowPolicy, ColumnType, QuarantineEncoder};
 use crate::schema::{Evolved, Lineage, Mapper, TargetSchema};
@@ -157,6 +158,15 @@ pub async fn run(cfg: &Config) -> Result<RunReport, RunError> {
 /// is started, in-flight downloads are abandoned with their staged parts deleted, commits
 /// already under way finish. The report then has `interrupted` set.
 pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunReport, RunError> {
+    run_with_progress(cfg, shutdown, Progress::disabled()).await
+}
+
+/// [`run_until`], showing each execution in flight on `progress`.
+pub async fn run_with_progress(
+    cfg: &Config,
+    shutdown: CancellationToken,
+    progress: Progress,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
     let run_id = uuid::Uuid::new_v4().simple().to_string();
@@ -242,10 +252,18 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
         shutdown: shutdown.clone(),
         media: media.clone(),
         media_store,
+        progress,
     });
     let mut results = futures::stream::iter(work.into_iter().map(|item| {
         let ctx = Arc::clone(&ctx);
-        async move { process(&ctx, item).await }
+        async move {
+            let id = item.execution.id.clone();
+            ctx.progress.execution(&id);
+            let r = process(&ctx, item).await;
+            let outcome = r.as_ref().map_or(Outcome::Failed, |report| report.outcome);
+            ctx.progress.finish(&id, outcome);
+            r
+        }
     }))
     .take_until(shutdown.clone().cancelled_owned())
     .buffer_unordered(cfg.run.concurrency)
@@ -253,9 +271,13 @@ pub async fn run_until(cfg: &Config, shutdown: CancellationToken) -> Result<RunR
     while let Some(r) = results.next().await {
         match r {
             Ok(report) => reports.push(report),
-            Err(fatal) => return Err(fatal),
+            Err(fatal) => {
+                ctx.progress.clear();
+                return Err(fatal);
+            }
         }
     }
+    ctx.progress.clear();
 
     let stats = client.stats();
     let media_stats = media.stats();
@@ -368,6 +390,8 @@ struct Ctx {
     shutdown: CancellationToken,
     media: MediaFetcher,
     media_store: Store,
+    /// The terminal display; a no-op unless stderr is a terminal.
+    progress: Progress,
 }
 
 /// Waits for and ingests one execution. `Err` only for errors that must stop the run.
@@ -513,6 +537,7 @@ async fn ingest(
         ctx.store.rename(&staged, &target).await?;
         manifest.rejects_path = Some(target.to_string());
     }
+    ctx.progress.execution(execution_id).committing();
     write::commit(&ctx.store, &key, &parts, &manifest).await?;
     report.outcome = Outcome::Ingested;
     report.rows = rows;
@@ -707,8 +732,10 @@ async fn transcode_export(
     bad_rows: BadRows,
     writer: &mut ExecutionWriter,
 ) -> Result<Transcoded, IngestError> {
+    let progress = ctx.progress.execution(execution_id);
+    progress.exporting();
     if !with_media {
-        return transcode(body, decoder, mapper, None, bad_rows, writer)
+        return transcode(body, decoder, mapper, None, bad_rows, writer, progress)
             .await
             .map_err(|e| transcode_failed(execution_id, e));
     }
@@ -728,9 +755,17 @@ async fn transcode_export(
         execution_id,
         known: &known,
     };
-    let mut done = transcode(body, decoder, mapper, Some(stage), bad_rows, writer)
-        .await
-        .map_err(|e| transcode_failed(execution_id, e))?;
+    let mut done = transcode(
+        body,
+        decoder,
+        mapper,
+        Some(stage),
+        bad_rows,
+        writer,
+        progress,
+    )
+    .await
+    .map_err(|e| transcode_failed(execution_id, e))?;
     done.media_failed = known.failed_count() as u64;
     Ok(done)
 }

@@ -8,9 +8,11 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
+use crate::progress::Progress;
 
-/// Installs the global subscriber. `RUST_LOG` wins over `-v`/`-q` when set.
-pub fn init(format: LogFormat, verbose: u8, quiet: bool) {
+/// Installs the global subscriber. `RUST_LOG` wins over `-v`/`-q` when set. Lines go
+/// through `progress`, so they print above its bars instead of through them.
+pub fn init(format: LogFormat, verbose: u8, quiet: bool, progress: &Progress) {
     let level = match (quiet, verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -21,7 +23,7 @@ pub fn init(format: LogFormat, verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,titan_connector={level}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress.log_writer())
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal());
     let _ = match format {

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::decode::{DecodeError, RawDecoder};
 use crate::media::{KnownMedia, MediaError, MediaFetcher, MediaRecord};
+use crate::progress::ExecProgress;
 use crate::schema::{
     BadRowPolicy, MapError, Mapper, QuarantineEncoder, QuarantineError, RejectPolicy,
     RejectRatioExceeded, RejectStats,
@@ -91,7 +92,8 @@ pub struct Transcoded {
     pub rejects: RejectStats,
 }
 
-/// Streams `body` through `decoder` and `mapper` (and `media`, if given) into `writer`.
+/// Streams `body` through `decoder` and `mapper` (and `media`, if given) into `writer`,
+/// counting bytes read, rows written and media stored on `progress`.
 pub async fn transcode<E>(
     body: BoxStream<'static, Result<Bytes, E>>,
     decoder: RawDecoder,
@@ -99,6 +101,7 @@ pub async fn transcode<E>(
     media: Option<MediaStage<'_>>,
     bad_rows: BadRows,
     writer: &mut ExecutionWriter,
+    progress: ExecProgress,
 ) -> Result<Transcoded, TranscodeError>
 where
     E: Into<SourceError> + Send + 'static,
@@ -112,12 +115,14 @@ where
     };
 
     // Stage 1: the source. Its error is kept aside and reported after the others stop.
+    let read_progress = progress.clone();
     let reader = tokio::spawn(async move {
         let mut body = body;
         let mut bytes = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(Into::into)?;
             bytes += chunk.len() as u64;
+            read_progress.add_bytes(chunk.len() as u64);
             if chunk_tx.send(chunk).await.is_err() {
                 break; // the decoder stopped; its error is the one to report
             }
@@ -181,6 +186,7 @@ where
                 .await
             {
                 Ok((b, recs)) => {
+                    progress.add_media(recs.len() as u64);
                     media_records.extend(recs);
                     b
                 }
@@ -195,6 +201,7 @@ where
             write_result = Err(e.into());
             break;
         }
+        progress.add_rows(batch.num_rows() as u64);
     }
     drop(batch_rx);
 

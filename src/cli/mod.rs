@@ -2,7 +2,9 @@
 //! dispatch from a parsed command to the library.
 
 pub mod check;
+pub mod docs;
 pub mod exit;
+pub mod init;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -47,6 +49,25 @@ pub enum Command {
     /// Write or validate schema files.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Write a commented starter config with every setting at its default.
+    Init(InitArgs),
+    /// Print a shell completion script to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Where to write the config.
+    #[arg(default_value = "titan.toml", value_name = "PATH")]
+    pub path: PathBuf,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,7 +141,7 @@ pub struct CommonArgs {
     /// Plain task list (one task id per line, `#` comments); adds to `[[tasks]]`.
     #[arg(long, value_name = "FILE")]
     pub tasks: Option<PathBuf>,
-    /// Store URL or path; overrides `store.url` and TITAN_CONNECTOR_STORE.
+    /// Store URL or path; overrides `store.url` and TITAN_CONNECTOR_STORE_URL.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
 }
@@ -129,7 +150,7 @@ pub struct CommonArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Executions processed at once; overrides `run.concurrency`.
+    /// Executions processed at once; overrides `run.concurrency` and TITAN_CONNECTOR_RUN_CONCURRENCY.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: Option<u16>,
     /// Write the machine-readable run report (JSON) to FILE.

@@ -1,12 +1,18 @@
 //! Configuration: the TOML file, the environment and the command line, resolved once
 //! into a validated [`Config`] before any work starts.
 //!
-//! Layering is file < environment < flags. Relative paths in the file (schemas, task
-//! list, token file, a local store) are relative to the file's own directory, so a config
-//! means the same thing whatever directory the orchestrator starts us in.
+//! Layering is file < environment < flags: `${NAME}` in the file's strings is replaced
+//! first ([`interpolate`]), then `TITAN_CONNECTOR_<SECTION>_<KEY>` variables override keys
+//! ([`layer`]), then flags. Relative paths in the file (schemas, task list, token file, a
+//! local store) are relative to the file's own directory, so a config means the same
+//! thing whatever directory the orchestrator starts us in.
 
 pub mod env;
 pub mod file;
+pub mod interpolate;
+mod layer;
+#[cfg(test)]
+mod tests;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -36,6 +42,18 @@ pub enum ConfigError {
     },
     #[error("invalid config file `{path}`: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("invalid config file `{path}`{}: {source}", .line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    Interpolate {
+        path: PathBuf,
+        line: Option<usize>,
+        source: interpolate::InterpolateError,
+    },
+    #[error("invalid environment variable `{var}`: {message}")]
+    Env { var: String, message: String },
+    /// Any other error whose message held the token (put into a value by `${TITAN_TOKEN}`),
+    /// with the token cut out.
+    #[error("{0}")]
+    Redacted(String),
     #[error("invalid `{field}` in `{origin}`: {message}")]
     Invalid {
         origin: String,
@@ -141,27 +159,65 @@ impl Config {
         env: &Env,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::resolve(text, path, env, overrides).map_err(|e| redact_token(e, env))
+    }
+
+    fn resolve(
+        text: &str,
+        path: &Path,
+        env: &Env,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let parse_error = |e: toml::de::Error| ConfigError::Parse {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
-        })?;
+        };
+        // Syntax first (with the line), then `${…}` in the string values, then types. When
+        // nothing was interpolated the text is read again so type errors keep their line.
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let interpolated =
+            interpolate::table(&mut table, env).map_err(|source| ConfigError::Interpolate {
+                path: path.to_path_buf(),
+                line: source.line_in(text),
+                source,
+            })?;
+        let mut file: ConfigFile = if interpolated {
+            toml::Value::Table(table).try_into().map_err(parse_error)?
+        } else {
+            toml::from_str(text).map_err(parse_error)?
+        };
+        let mut from_env = layer::apply(&mut file, env)?;
+        // A flag's value is the flag's to answer for, not the variable's.
+        if overrides.store.is_some() {
+            from_env.remove("store.url");
+        }
+        if overrides.concurrency.is_some() {
+            from_env.remove("run.concurrency");
+        }
         let base = path
             .parent()
             .map(Path::to_path_buf)
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
         let origin = path.display().to_string();
-        let invalid = |field: &str, message: String| ConfigError::Invalid {
-            origin: origin.clone(),
-            field: field.to_string(),
-            message,
+        // A bad value names where it came from: the variable, or the file and key.
+        let invalid = |field: &str, message: String| match from_env.get(field) {
+            Some(var) => ConfigError::Env {
+                var: var.clone(),
+                message,
+            },
+            None => ConfigError::Invalid {
+                origin: origin.clone(),
+                field: field.to_string(),
+                message,
+            },
         };
 
         // [api]
-        let api_url = env
-            .get(env::vars::TITAN_API_URL)
-            .map(str::to_string)
-            .or(file.api.url.clone())
+        let api_url = file
+            .api
+            .url
+            .clone()
             .unwrap_or_else(|| DEFAULT_API_URL.to_string());
         let base_url = parse_api_url(&api_url).map_err(|m| invalid("api.url", m))?;
         let token = match &file.api.token_file {
@@ -207,12 +263,9 @@ impl Config {
         }
 
         // [store]
-        let store_raw = overrides.store.clone().or_else(|| {
-            env.get(env::vars::TITAN_CONNECTOR_STORE)
-                .map(str::to_string)
-        });
-        let (store_raw, store_base) = match store_raw {
-            // Flags and env are relative to the working directory, like any CLI path.
+        let (store_raw, store_base) = match overrides.store.clone() {
+            // Flags are relative to the working directory, like any CLI path (the
+            // environment layer already made its paths absolute).
             Some(s) => (s, PathBuf::from(".")),
             None => (
                 file.store
@@ -261,18 +314,10 @@ impl Config {
 
         // [run]
         let defaults = RunOptions::default();
-        let concurrency = match overrides.concurrency {
-            Some(c) => c,
-            None => match env.get(env::vars::TITAN_CONNECTOR_CONCURRENCY) {
-                Some(v) => v.parse().map_err(|_| {
-                    invalid(
-                        env::vars::TITAN_CONNECTOR_CONCURRENCY,
-                        format!("`{v}` is not a positive integer"),
-                    )
-                })?,
-                None => file.run.concurrency.unwrap_or(defaults.concurrency),
-            },
-        };
+        let concurrency = overrides
+            .concurrency
+            .or(file.run.concurrency)
+            .unwrap_or(defaults.concurrency);
         let run = RunOptions {
             concurrency,
             batch_rows: file.run.batch_rows.unwrap_or(defaults.batch_rows),
@@ -510,4 +555,20 @@ fn read_token_file(path: &Path) -> Result<Token, ConfigError> {
 /// Durations shown in messages.
 pub fn fmt_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+/// Cuts the token out of an error's message: `${TITAN_TOKEN}` may have put it into a value
+/// that a message quotes.
+fn redact_token(e: ConfigError, env: &Env) -> ConfigError {
+    match env.get(env::vars::TITAN_TOKEN) {
+        Some(token) => {
+            let message = e.to_string();
+            if message.contains(token) {
+                ConfigError::Redacted(message.replace(token, "[redacted]"))
+            } else {
+                e
+            }
+        }
+        None => e,
+    }
 }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cli;
+mod cli_ux;
 mod convert;
 mod e2e;
 mod evolution;

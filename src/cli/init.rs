@@ -1,0 +1,209 @@
+//! `titan-connector init`: writes a commented starter config.
+//!
+//! Every key is present with its default, so the file both documents the settings and
+//! loads as is (a test holds it to `Config::load` and the real defaults); the user only
+//! replaces the task id.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The starter config. Values shown are the defaults; commented-out keys have none.
+pub const TEMPLATE: &str = r##"# titan-connector configuration (written by `titan-connector init`).
+#
+# Every key below is set to its default; delete what you don't change.
+# Relative paths are relative to this file's directory.
+# Any string value may use ${NAME} (environment variable NAME; an error if unset),
+# ${NAME:-default} (default when NAME is unset or empty) and $${ for a literal "${".
+# Environment variables TITAN_CONNECTOR_<SECTION>_<KEY> override keys of this file
+# (e.g. TITAN_CONNECTOR_RUN_BATCH_ROWS for [run] batch_rows), and flags override both.
+#
+# The API token is never written here: set TITAN_TOKEN, or api.token_file.
+
+[api]
+# Origin of the Titan Task Service, without /api/v1. Env TITAN_API_URL also sets it.
+url = "https://api.webscraping.titannet.io"
+# Header carrying the token: "bearer" (Authorization: Bearer) or "x-api-key".
+auth = "bearer"
+# File whose first line is the token; default: none, the TITAN_TOKEN variable is used.
+# token_file = "/run/secrets/titan"
+# Connect + response headers, per request.
+timeout = "30s"
+# Longest silence inside a streamed export or media download.
+read_timeout = "60s"
+# Allow plain http:// to a host that is not loopback (the token would travel in clear).
+allow_insecure_http = false
+# Attempts per request, the first included (1 = never retry).
+max_attempts = 6
+# Requests per minute for the whole process (Titan's limit is per token); 0 = no limit.
+rate_limit_per_minute = 100
+
+[store]
+# Where Parquet, manifests and media go: a path, file://..., memory://,
+# s3://bucket/prefix, gs://bucket/prefix or az://container/prefix.
+url = "./out"
+# object_store options (e.g. aws_region, aws_endpoint); credentials otherwise come
+# from the AWS_*/GOOGLE_*/AZURE_* environment. Default: none.
+# options = { aws_region = "eu-west-1" }
+
+[run]
+# Executions awaited and exported at once.
+concurrency = 4
+# Export format for tasks that don't set one: "json" or "csv".
+format = "json"
+# Plain task list, one task id per line, "#" comments; adds to [[tasks]]. Default: none.
+# tasks_file = "nightly.tasks"
+# Rows per decoded batch.
+batch_rows = 8192
+# Rows per Parquet row group.
+row_group_rows = 131072
+# Rows per Parquet file before the next part starts.
+file_rows = 1048576
+# Rows that don't fit the schema: "quarantine" (to _rejects/), "skip" or "fail".
+on_bad_row = "quarantine"
+# Fail an execution whose share of rejected rows is larger (0 to 1). Default: no limit.
+# max_reject_ratio = 0.05
+
+[wait]
+# First poll of an unfinished execution; the interval grows x1.5 with jitter.
+poll_interval = "3s"
+# Longest interval between polls.
+max_poll_interval = "30s"
+# Longest wait for one execution before it counts as failed for this run.
+max_wait = "1h"
+
+[media]
+# Download the files of media columns; false keeps the URLs as text.
+enabled = true
+# "by-execution" (media/<task>/<execution>/...) or "content-addressed" (media/sha256/...).
+layout = "by-execution"
+# Downloads in flight across the run.
+concurrency = 8
+# A file that cannot be fetched: "record" (error in the row) or "fail" (the execution).
+on_error = "record"
+# Largest media file fetched, in bytes.
+max_bytes = 1073741824
+# Hosts other than the API's that media may come from ("cdn.example.com",
+# "*.example.com"); they never get the token.
+allowed_hosts = []
+# A separate store for media files; default: the [store] above.
+# store = "s3://bucket/media"
+# store_options = { aws_region = "eu-west-1" }
+
+# One table per task; a task only in tasks_file uses the defaults.
+[[tasks]]
+# The task's id in Titan: replace this placeholder.
+id = "00000000-0000-4000-8000-000000000000"
+# Top-level folder in the store. Default: a slug of the task's name.
+# dataset = "products"
+# Schema file (see schemas/README.md). Default: derived from the task's output_schema.
+# schema = "schemas/products.json"
+# Which executions: "new" (all without a manifest), "latest", or a list of ids.
+executions = "new"
+# Per-task overrides of [run] format, on_bad_row and max_reject_ratio. Default: [run]'s.
+# format = "csv"
+# on_bad_row = "fail"
+# max_reject_ratio = 0.01
+"##;
+
+/// Why `init` wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("`{0}` already exists; use --force to overwrite it")]
+    Exists(PathBuf),
+    #[error("cannot write `{path}`: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes [`TEMPLATE`] to `path`. Without `force` an existing file is left alone: the
+/// check and the creation are one step (`create_new`), so nothing is clobbered by a race.
+pub fn write(path: &Path, force: bool) -> Result<(), InitError> {
+    let io = |source| InitError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let mut f = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            InitError::Exists(path.to_path_buf())
+        } else {
+            io(e)
+        }
+    })?;
+    f.write_all(TEMPLATE.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Env, Overrides, env::vars};
+
+    fn env() -> Env {
+        Env::from_pairs([(vars::TITAN_TOKEN, "tok-test")])
+    }
+
+    #[test]
+    fn the_starter_config_loads_and_states_the_real_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("titan.toml");
+        write(&path, false).expect("written");
+        let cfg = Config::load(&path, &env(), &Overrides::default()).expect("loads as is");
+
+        // The same task with nothing else set: every value must be equal, or the
+        // template documents a default that isn't one.
+        let minimal = dir.path().join("minimal.toml");
+        std::fs::write(
+            &minimal,
+            "[[tasks]]\nid = \"00000000-0000-4000-8000-000000000000\"\n",
+        )
+        .expect("write");
+        let def = Config::load(&minimal, &env(), &Overrides::default()).expect("loads");
+        assert_eq!(format!("{:?}", cfg.api), format!("{:?}", def.api));
+        assert_eq!(cfg.store.url, def.store.url);
+        assert_eq!(format!("{:?}", cfg.run), format!("{:?}", def.run));
+        assert_eq!(format!("{:?}", cfg.wait), format!("{:?}", def.wait));
+        assert_eq!(format!("{:?}", cfg.media), format!("{:?}", def.media));
+        assert_eq!(format!("{:?}", cfg.tasks), format!("{:?}", def.tasks));
+    }
+
+    #[test]
+    fn every_key_has_a_comment_above_it() {
+        let lines: Vec<&str> = TEMPLATE.lines().collect();
+        for (i, l) in lines.iter().enumerate() {
+            let is_key = !l.starts_with('#') && !l.starts_with('[') && l.contains(" = ");
+            if is_key {
+                assert!(
+                    lines[i - 1].starts_with('#'),
+                    "`{l}` has no comment above it"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_existing_file_is_kept_unless_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("titan.toml");
+        std::fs::write(&path, "mine").expect("write");
+        let err = write(&path, false).expect_err("must refuse");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`{}` already exists; use --force to overwrite it",
+                path.display()
+            )
+        );
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "mine");
+        write(&path, true).expect("forced");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), TEMPLATE);
+    }
+}
