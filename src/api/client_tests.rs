@@ -60,11 +60,43 @@ async fn paginates_bare_arrays_across_three_pages() {
     assert_eq!(got[0].id, "t0");
     assert_eq!(got[236].name, "task 236");
     assert!(got.iter().enumerate().all(|(i, t)| t.id == format!("t{i}")));
+    // Without a total or a page size from the server, the short page at 200 is confirmed
+    // as the end by one more (empty) page.
     assert_eq!(
         *seen.lock().expect("lock"),
-        vec![(100, 0), (100, 100), (100, 200)]
+        vec![(100, 0), (100, 100), (100, 200), (100, 237)]
     );
-    assert_eq!(client.stats().requests, 3);
+    assert_eq!(client.stats().requests, 4);
+}
+
+#[tokio::test]
+async fn a_silent_page_cap_without_total_loses_nothing() {
+    // The server caps pages at 40 and says nothing: bare arrays, no total, no limit.
+    let app = Router::new().route(
+        "/api/v1/tasks",
+        get(|Query(p): Query<Page>| async move {
+            let offset = p.offset.unwrap_or(0);
+            let end = (offset + p.limit.unwrap_or(20).min(40)).min(90);
+            testutil::ok(json!(tasks(offset.min(end)..end)))
+        }),
+    );
+    let server = TestServer::start(app).await;
+    let got = client(&server).list_tasks().await.expect("list");
+    assert_eq!(got.len(), 90);
+    assert!(got.iter().enumerate().all(|(i, t)| t.id == format!("t{i}")));
+}
+
+#[tokio::test]
+async fn a_short_page_repeated_because_offset_is_ignored_is_the_whole_list() {
+    let app = Router::new().route(
+        "/api/v1/tasks",
+        get(|| async { testutil::ok(json!(tasks(0..30))) }),
+    );
+    let server = TestServer::start(app).await;
+    let client = client(&server);
+    let got = client.list_tasks().await.expect("list");
+    assert_eq!(got.len(), 30);
+    assert_eq!(client.stats().requests, 2);
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! `limit`/`offset` pagination over Titan list routes. Invariant: always
-//! terminates — on an empty or short page, on `offset ≥ total`, on a page
+//! terminates — on an empty page, on a short page when the server reported its page size,
+//! on `offset ≥ total`, on a page
 //! longer than asked (paging ignored), or with a Protocol error when the
 //! server repeats a page (ignores `offset`) or passes `MAX_PAGES` pages.
 
@@ -24,6 +25,7 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
     let mut out = Vec::new();
     let mut offset = 0u64;
     let mut previous: Option<Vec<Value>> = None;
+    let mut previous_short = false;
     for _ in 0..MAX_PAGES {
         let mut page_url = url.clone();
         page_url
@@ -39,6 +41,11 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
             return Ok(out);
         }
         if previous.as_ref() == Some(&page.items) {
+            if previous_short {
+                // The confirming request after a short page got the same page back: the
+                // server ignores `offset` and had already sent everything.
+                return Ok(out);
+            }
             return Err(ApiError::protocol(
                 route,
                 200,
@@ -65,11 +72,16 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
             // More than we asked for and no limit reported: the server ignores
             // paging and sent everything at once.
             None if page.limit.is_none() && n > PAGE_SIZE => true,
-            None => n < page_size,
+            // The server said its page size: a shorter page is the last.
+            None if page.limit.is_some() => n < page_size,
+            // Neither total nor limit: a short page may be a silent cap, not the end, and
+            // stopping there would lose items. One more request (empty) confirms the end.
+            None => false,
         };
         if done {
             return Ok(out);
         }
+        previous_short = n < page_size;
         previous = Some(page.items);
     }
     Err(ApiError::protocol(
