@@ -177,11 +177,17 @@ async fn lease_conformance(store: &Store) {
         run_id: "conf-run-2".into(),
         ..first.clone()
     };
-    let held = match lease::acquire(store, &path, &first, LEASE_TTL).await.unwrap() {
+    let held = match lease::acquire(store, &path, &first, LEASE_TTL)
+        .await
+        .unwrap()
+    {
         Claim::Held(l) => l,
         other => panic!("the first taker did not get the lease: {other:?}"),
     };
-    match lease::acquire(store, &path, &second, LEASE_TTL).await.unwrap() {
+    match lease::acquire(store, &path, &second, LEASE_TTL)
+        .await
+        .unwrap()
+    {
         Claim::Busy(rec) => assert_eq!(rec.run_id, "conf-run-1"),
         other => panic!("a second taker must find the lease held: {other:?}"),
     }
