@@ -5,7 +5,11 @@
 use titan_connector::decode::{DecoderOptions, ExportFormat, RawDecoder};
 
 /// Rows as text (or the error's Display) from decoding `chunks` in order.
-fn decode(format: ExportFormat, opts: DecoderOptions, chunks: &[&[u8]]) -> Result<Vec<String>, String> {
+fn decode(
+    format: ExportFormat,
+    opts: DecoderOptions,
+    chunks: &[&[u8]],
+) -> Result<Vec<String>, String> {
     let fields = vec!["a".to_string(), "b".to_string(), "n.x".to_string()];
     let mut d = RawDecoder::new(format, fields, opts);
     let mut rows = Vec::new();

@@ -12,8 +12,18 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     };
     let again = TargetSchema::from_json_str(&schema.to_json(), "<fuzz: written back>")
-        .unwrap_or_else(|e| panic!("written-back schema does not parse: {e}\n{}", schema.to_json()));
-    assert_eq!(again.fingerprint(), schema.fingerprint(), "{}", schema.to_json());
+        .unwrap_or_else(|e| {
+            panic!(
+                "written-back schema does not parse: {e}\n{}",
+                schema.to_json()
+            )
+        });
+    assert_eq!(
+        again.fingerprint(),
+        schema.fingerprint(),
+        "{}",
+        schema.to_json()
+    );
     let mapper = Mapper::new(
         &schema,
         Lineage {
