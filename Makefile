@@ -10,7 +10,7 @@ NPM ?= npm
 BIN := target/debug
 
 .DEFAULT_GOAL := help
-.PHONY: help build demo test test-rust test-interop test-airflow lint venv tools sim bench clean
+.PHONY: help build demo test test-rust test-interop test-airflow lint venv tools sim bench soak fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,35 @@ sim: build ## Run the simulator with the demo scenario in the foreground
 bench: venv ## Side by side with DuckDB and polars (release build; BENCH_BIG=1 adds 10M rows)
 	$(CARGO) build --release --bins --examples
 	$(PY) benches/compare/run.py
+
+# The fault soak of `make test` (52 executions) at a larger size.
+SOAK_EXECUTIONS ?= 200
+
+soak: ## The fault soak at SOAK_EXECUTIONS executions (default 200): every row lands exactly once
+	SOAK_EXECUTIONS=$(SOAK_EXECUTIONS) $(CARGO) test --test it -- --exact \
+	  faults::a_fault_soak_ends_with_the_source_row_for_row --nocapture
+
+# Fuzzing: cargo-fuzz drives libFuzzer, which needs nightly-only rustc flags (sanitizer
+# coverage); RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them. New corpus entries go
+# to fuzz/corpus/<target> (ignored by git); fuzz/seeds/<target> are the committed seeds;
+# a crash lands in fuzz/artifacts/<target>/ and fails the target.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := decode_csv decode_json config_toml schema_json
+FUZZ_TARGET_DIR ?= fuzz/target
+CARGO_FUZZ_ROOT := $(TOOLS)/cargo-fuzz
+CARGO_FUZZ := $(CARGO_FUZZ_ROOT)/bin/cargo-fuzz
+
+$(CARGO_FUZZ):
+	$(CARGO) install cargo-fuzz --locked --version 0.13.2 --root $(CARGO_FUZZ_ROOT)
+
+fuzz: $(CARGO_FUZZ) ## Run each fuzz target (CSV/JSON decoders, config, schema) for FUZZ_SECONDS (default 30)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS)s"; \
+	  mkdir -p fuzz/corpus/$$t; \
+	  RUSTC_BOOTSTRAP=1 $(CARGO_FUZZ) fuzz run --debug-assertions --target-dir $(FUZZ_TARGET_DIR) \
+	    $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=3072 -max_len=65536; \
+	done
 
 clean: ## Remove build output, the venv and ./out
 	$(CARGO) clean

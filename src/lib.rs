@@ -20,6 +20,7 @@ pub mod config;
 pub mod convert;
 pub mod decode;
 pub mod format;
+pub mod lease;
 pub mod media;
 pub mod partition;
 pub mod pipeline;

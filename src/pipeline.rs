@@ -16,6 +16,7 @@ use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
 use crate::config::Config;
 use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
+use crate::lease::{self, Claim, Lease};
 use crate::media::{KnownMedia, MediaFetcher};
 use crate::partition::{self, PartNames, PartitionKey};
 use crate::progress::Progress;
@@ -249,6 +250,7 @@ pub async fn run_with_progress(
         store: store.clone(),
         cfg: cfg.clone(),
         run_id: run_id.clone(),
+        owner: lease::Owner::this_process(&run_id),
         shutdown: shutdown.clone(),
         media: media.clone(),
         media_store,
@@ -387,6 +389,8 @@ struct Ctx {
     store: Store,
     cfg: Config,
     run_id: String,
+    /// Who this process is, in the leases it takes.
+    owner: lease::Owner,
     shutdown: CancellationToken,
     media: MediaFetcher,
     media_store: Store,
@@ -394,8 +398,79 @@ struct Ctx {
     progress: Progress,
 }
 
-/// Waits for and ingests one execution. `Err` only for errors that must stop the run.
+/// Whether this process goes ahead with an execution.
+enum Claimed {
+    /// Go ahead, under the lease when the store supports leases.
+    Go(Option<Lease>),
+    /// Done here: another process holds the lease or has committed it meanwhile.
+    Skip(ExecutionReport),
+}
+
+/// Processes one execution under its lease, so another connector process on the same store
+/// neither waits for nor downloads it too. `Err` only for errors that must stop the run.
 async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError> {
+    let lease = match claim(ctx, &item).await? {
+        Claimed::Go(lease) => lease,
+        Claimed::Skip(report) => return Ok(report),
+    };
+    let (dataset, execution_id) = (item.task.dataset.clone(), item.execution.id.clone());
+    let result = process_claimed(ctx, item).await;
+    // With the lease still ours no other process works on the execution: whatever crashed
+    // or interrupted runs (and this one) left in staging is garbage.
+    let leased = match &lease {
+        Some(l) => l.still_held().await.unwrap_or(false),
+        None => false,
+    };
+    if let Err(e) =
+        write::sweep_staging(&ctx.store, &dataset, &execution_id, &ctx.run_id, leased).await
+    {
+        warn!(execution_id, error = %e, "Could not clean up staging");
+    }
+    if let Some(l) = lease {
+        l.release().await;
+    }
+    result
+}
+
+/// Takes the execution's lease. Store trouble with leases only costs the optimisation: the
+/// execution goes ahead without one, since the commit is safe on its own.
+async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
+    let (task, execution) = (&item.task, &item.execution);
+    let path = lease::lease_path(&task.dataset, &task.task_id, &execution.id);
+    let lease = match lease::acquire(&ctx.store, &path, &ctx.owner, lease::LEASE_TTL).await {
+        Ok(Claim::Held(l)) => l,
+        Ok(Claim::Busy(holder)) => {
+            info!(
+                execution_id = execution.id,
+                holder = holder.describe(),
+                "Leased by another run, leaving it"
+            );
+            let mut report = skipped_report(task, execution);
+            report.outcome = Outcome::Leased;
+            report.leased_by = Some(holder.describe());
+            return Ok(Claimed::Skip(report));
+        }
+        Ok(Claim::Unsupported) => return Ok(Claimed::Go(None)),
+        Err(e) => {
+            warn!(execution_id = execution.id, error = %e, "No lease; going ahead without one");
+            return Ok(Claimed::Go(None));
+        }
+    };
+    // Planned before another process committed it and released the lease?
+    let manifest = partition::manifest_path(&task.dataset, &task.task_id, &execution.id);
+    if ctx.store.exists(&manifest).await? {
+        lease.release().await;
+        info!(
+            execution_id = execution.id,
+            "Ingested by another run meanwhile, skipping"
+        );
+        return Ok(Claimed::Skip(skipped_report(task, execution)));
+    }
+    Ok(Claimed::Go(Some(lease)))
+}
+
+/// Waits for and ingests one execution. `Err` only for errors that must stop the run.
+async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError> {
     let WorkItem { task, execution } = item;
     let mut report = skipped_report(&task, &execution);
     report.outcome = Outcome::Failed;
@@ -538,7 +613,14 @@ async fn ingest(
         manifest.rejects_path = Some(target.to_string());
     }
     ctx.progress.execution(execution_id).committing();
-    write::commit(&ctx.store, &key, &parts, &manifest).await?;
+    if write::commit(&ctx.store, &key, &parts, &manifest).await? == write::Committed::ByAnother {
+        info!(
+            execution_id,
+            "Committed by another run meanwhile; ours discarded"
+        );
+        report.outcome = Outcome::AlreadyIngested;
+        return Ok(());
+    }
     report.outcome = Outcome::Ingested;
     report.rows = rows;
     report.files = manifest.files.iter().map(|f| f.path.clone()).collect();
@@ -867,6 +949,7 @@ fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionRep
         fields_ignored: vec![],
         fields_missing: vec![],
         error: None,
+        leased_by: None,
     }
 }
 

@@ -287,6 +287,7 @@ fn outcome_label(o: Outcome) -> &'static str {
         Outcome::NoResults => "no results",
         Outcome::Failed => "failed",
         Outcome::Planned => "planned",
+        Outcome::Leased => "leased by another run",
     }
 }
 

@@ -20,6 +20,9 @@ pub enum Outcome {
     Failed,
     /// `--dry-run`: would be awaited and ingested; nothing was done.
     Planned,
+    /// Another live process holds the execution's lease (see `leased_by`) and is ingesting
+    /// it; left to that process. Not a failure.
+    Leased,
 }
 
 /// One execution in the report.
@@ -56,6 +59,9 @@ pub struct ExecutionReport {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields_missing: Vec<String>,
     pub error: Option<String>,
+    /// `leased`: who holds the lease ("run R on host H, pid P, until T").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leased_by: Option<String>,
 }
 
 /// A task that could not even be planned (unknown id, bad schema…).
@@ -75,6 +81,8 @@ pub struct Totals {
     pub already_ingested: usize,
     pub no_results: usize,
     pub failed: usize,
+    /// Executions another process was ingesting (held their lease).
+    pub leased: usize,
     pub failed_tasks: usize,
     pub rows: u64,
     pub rejected_rows: u64,
@@ -123,6 +131,7 @@ impl RunReport {
                 Outcome::Planned => t.planned += 1,
                 Outcome::NoResults => t.no_results += 1,
                 Outcome::Failed => t.failed += 1,
+                Outcome::Leased => t.leased += 1,
             }
             t.export_retries += u64::from(e.retries);
             if e.outcome == Outcome::Ingested {
@@ -155,6 +164,9 @@ impl RunReport {
             t.no_results,
             t.failed
         );
+        if t.leased > 0 {
+            s.push_str(&format!(", {} leased by another run", t.leased));
+        }
         if t.planned > 0 {
             s.push_str(&format!(
                 "\ndry run: {} execution(s) would be ingested",
@@ -178,6 +190,12 @@ impl RunReport {
                     e.task_id,
                     e.dataset,
                     e.execution_status.as_deref().unwrap_or("?")
+                )),
+                Outcome::Leased => s.push_str(&format!(
+                    "\n  execution {} (task {}) is being ingested by another {}",
+                    e.execution_id,
+                    e.task_id,
+                    e.leased_by.as_deref().unwrap_or("run")
                 )),
                 Outcome::NoResults => s.push_str(&format!(
                     "\n  execution {} (task {}) ended `{}` on Titan: no results",
@@ -234,6 +252,7 @@ mod tests {
             fields_ignored: vec![],
             fields_missing: vec![],
             error: None,
+            leased_by: None,
         }
     }
 
@@ -261,6 +280,23 @@ mod tests {
             (5, 1, 1)
         );
         assert!(!r.has_failures());
+        let mut leased = exec(Outcome::Leased, 0);
+        leased.leased_by = Some("run r2 on host h, pid 7, until T".into());
+        r.executions.push(leased);
+        r.tally();
+        assert_eq!((r.totals.leased, r.totals.files), (1, 1));
+        assert!(
+            !r.has_failures(),
+            "leased is left to its holder, not a failure"
+        );
+        assert!(
+            r.summary().ends_with(
+                ", 1 leased by another run\n  execution e (task t) is being ingested by \
+                 another run r2 on host h, pid 7, until T"
+            ),
+            "{}",
+            r.summary()
+        );
         r.executions.push(exec(Outcome::Failed, 0));
         r.tally();
         assert!(r.has_failures());

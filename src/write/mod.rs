@@ -12,7 +12,7 @@ pub mod commit;
 pub mod manifest;
 pub mod parquet;
 
-pub use commit::commit;
+pub use commit::{Committed, commit, sweep_staging};
 pub use manifest::{Manifest, ManifestFile, ManifestMedia, ManifestStatus};
 pub use parquet::{ExecutionWriter, StagedPart, WriterSettings};
 

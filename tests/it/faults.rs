@@ -19,12 +19,51 @@ const FAULTS_SCENARIO: &str = concat!(
 /// The soak scenario with clean data, so every row must land (dirty data is the
 /// quarantine tests' business).
 fn soak_scenario() -> Scenario {
+    soak_scenario_of(None)
+}
+
+/// [`soak_scenario`] grown to `executions` by adding copies of its tasks (new task and
+/// execution ids, so new seeded rows). Copies of tasks rather than more executions per task:
+/// the client stops listing at a page shorter than it asked for when the server gives no
+/// total, so a task with more executions than the simulator's `page_max` (50) would lose
+/// some — a client limit of its own, not what this soak is about.
+fn soak_scenario_of(executions: Option<usize>) -> Scenario {
     let mut sc = Scenario::from_file(Path::new(FAULTS_SCENARIO)).unwrap();
     for t in &mut sc.tasks {
         t.bad_row_rate = 0.0;
         t.price_format = PriceFormat::Number;
     }
+    let originals = sc.tasks.clone();
+    let mut have: usize = originals.iter().map(|t| t.executions.len()).sum();
+    let mut copy = 1;
+    while executions.is_some_and(|want| have < want) {
+        for t in &originals {
+            let Some(room) = executions.map(|want| want.saturating_sub(have)) else {
+                break;
+            };
+            if room == 0 {
+                break;
+            }
+            let mut t = t.clone();
+            t.id = format!("{}-copy{copy}", t.id);
+            t.executions.truncate(room);
+            for e in &mut t.executions {
+                e.id = format!("{}-copy{copy}", e.id);
+                e.created_at.clear();
+            }
+            have += t.executions.len();
+            sc.tasks.push(t);
+        }
+        copy += 1;
+    }
     sc.validated().unwrap()
+}
+
+/// `SOAK_EXECUTIONS` (`make soak`), else the scenario's own 52.
+fn soak_size() -> Option<usize> {
+    std::env::var("SOAK_EXECUTIONS")
+        .ok()
+        .map(|v| v.trim().parse().expect("SOAK_EXECUTIONS must be a number"))
 }
 
 fn soak_config(dir: &Path, url: &str, sc: &Scenario, extra: &str) -> Config {
@@ -110,9 +149,9 @@ fn assert_dataset_equals_source(out: &Path, sc: &Scenario, base_url: &str) -> u6
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fault_soak_ends_with_the_source_row_for_row() {
-    let sc = soak_scenario();
+    let sc = soak_scenario_of(soak_size());
     let n_exec: usize = sc.tasks.iter().map(|t| t.executions.len()).sum();
-    assert!(n_exec >= 50);
+    assert!(n_exec >= soak_size().unwrap_or(50).max(50));
     let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -129,7 +168,7 @@ async fn a_fault_soak_ends_with_the_source_row_for_row() {
         "{}",
         report.summary()
     );
-    assert_eq!(report.executions.len(), n_exec);
+    assert_eq!(report.executions.len(), n_exec, "{}", report.summary());
     let rows = assert_dataset_equals_source(&dir.path().join("out"), &sc, &sim.base_url());
     assert_eq!(rows, report.totals.rows);
     // The faults really happened, and the report counts the retries they caused.
@@ -153,9 +192,13 @@ async fn a_fault_soak_ends_with_the_source_row_for_row() {
 const BIN: &str = env!("CARGO_BIN_EXE_titan-connector");
 
 fn spawn_run(dir: &Path) -> std::process::Child {
+    spawn_run_reporting(dir, "report.json")
+}
+
+fn spawn_run_reporting(dir: &Path, report: &str) -> std::process::Child {
     std::process::Command::new(BIN)
         .current_dir(dir)
-        .args(["run", "--config", "soak.toml", "--report", "report.json"])
+        .args(["run", "--config", "soak.toml", "--report", report])
         .env("TITAN_TOKEN", "soak-token")
         .env_remove("TITAN_API_URL")
         .stdout(std::process::Stdio::null())
@@ -228,6 +271,139 @@ async fn killed_at_random_points_and_rerun_the_dataset_equals_the_source() {
             "unexpected visible file {rel}"
         );
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_store_ingest_each_execution_exactly_once() {
+    // The soak's executions that have results (so both runs can exit 0), no faults, and
+    // slow exports: with timelines of up to 3 s the two runs wait for and export the same
+    // executions at the same time.
+    let mut sc = soak_scenario();
+    for t in &mut sc.tasks {
+        t.executions.retain(|e| {
+            matches!(
+                e.final_status.as_str(),
+                "completed" | "completed_with_errors"
+            )
+        });
+    }
+    sc.faults = titan_connector::sim::FaultConfig {
+        slow_drip_rate: 1.0,
+        slow_drip_chunk: 8192,
+        slow_drip_delay: Duration::from_millis(2),
+        fault_routes: vec![titan_connector::sim::RouteKind::Export],
+        ..Default::default()
+    };
+    let sc = sc.validated().unwrap();
+    let ids: Vec<&str> = sc
+        .tasks
+        .iter()
+        .flat_map(|t| t.executions.iter().map(|e| e.id.as_str()))
+        .collect();
+    assert!(ids.len() >= 30, "{}", ids.len());
+    let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    soak_config(dir.path(), &sim.base_url(), &sc, "");
+    // No faults here: generous timeouts, so a loaded machine causes no re-download.
+    let cfg_path = dir.path().join("soak.toml");
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("read_timeout = \"500ms\"", "read_timeout = \"60s\"")
+        .replace("timeout = \"2s\"", "timeout = \"60s\"");
+    std::fs::write(&cfg_path, text).unwrap();
+
+    let mut a = spawn_run_reporting(dir.path(), "report-a.json");
+    let mut b = spawn_run_reporting(dir.path(), "report-b.json");
+    let codes = tokio::task::spawn_blocking(move || {
+        (
+            wait_with_deadline(&mut a, Duration::from_secs(180)),
+            wait_with_deadline(&mut b, Duration::from_secs(180)),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(codes, (Some(0), Some(0)), "exit codes of the two runs");
+
+    let out = dir.path().join("out");
+    let rows = assert_dataset_equals_source(&out, &sc, &sim.base_url());
+    // One manifest per execution, and no lease or staged file left behind.
+    let mut manifests = Vec::new();
+    for f in walk(&out) {
+        let rel = f.strip_prefix(&out).unwrap().to_string_lossy().into_owned();
+        assert!(
+            !rel.contains("/_leases/") && !rel.contains("/_staging/"),
+            "left behind: {rel}"
+        );
+        if rel.contains("/_manifests/") {
+            manifests.push(f.file_stem().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    manifests.sort();
+    let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(manifests, want);
+
+    // Each execution ingested by exactly one of the runs, and its export downloaded once:
+    // the other run found it leased or already committed.
+    let mut ingested_by: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut total_rows = 0;
+    for name in ["report-a.json", "report-b.json"] {
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(name)).unwrap()).unwrap();
+        let execs = report["executions"].as_array().unwrap();
+        assert_eq!(
+            execs.len(),
+            ids.len(),
+            "{name}: every execution accounted for"
+        );
+        for e in execs {
+            let outcome = e["outcome"].as_str().unwrap();
+            assert!(
+                matches!(outcome, "ingested" | "already_ingested" | "leased"),
+                "{name}: {e}"
+            );
+            if outcome == "ingested" {
+                ingested_by
+                    .entry(e["execution_id"].as_str().unwrap().to_string())
+                    .or_default()
+                    .push(name);
+                total_rows += e["rows"].as_u64().unwrap();
+            }
+            if outcome == "leased" {
+                assert!(e["leased_by"].as_str().unwrap().starts_with("run "), "{e}");
+            }
+        }
+    }
+    let by_a = ingested_by
+        .values()
+        .filter(|by| by[0] == "report-a.json")
+        .count();
+    eprintln!(
+        "two processes: {} executions, {by_a} ingested by a, {} by b",
+        ids.len(),
+        ingested_by.len() - by_a
+    );
+    assert_eq!(ingested_by.len(), ids.len(), "{ingested_by:?}");
+    assert!(
+        ingested_by.values().all(|by| by.len() == 1),
+        "ingested twice: {ingested_by:?}"
+    );
+    assert_eq!(total_rows, rows);
+    // (Some executions' results lag their status on purpose: 404s before the one 200.)
+    let mut downloads: BTreeMap<String, usize> = BTreeMap::new();
+    for r in sim.requests() {
+        if let Some(rest) = r.path.strip_suffix("/results/export")
+            && r.status == 200
+        {
+            let id = rest.rsplit('/').next().unwrap().to_string();
+            *downloads.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(downloads.len(), ids.len());
+    assert!(downloads.values().all(|&n| n == 1), "{downloads:?}");
     sim.shutdown().await;
 }
 

@@ -164,7 +164,35 @@ async fn conformance(store: &Store) -> Path {
         locations(store, "conf").await,
         vec![big.to_string(), small.to_string(), fin.to_string()]
     );
+    lease_conformance(store).await;
     big
+}
+
+/// Leases need an exclusive create: the second taker must find the first's lease.
+async fn lease_conformance(store: &Store) {
+    use titan_connector::lease::{self, Claim, LEASE_TTL, Owner};
+    let path = lease::lease_path("conf-leases", "t-1", "exec-1");
+    let first = Owner::this_process("conf-run-1");
+    let second = Owner {
+        run_id: "conf-run-2".into(),
+        ..first.clone()
+    };
+    let held = match lease::acquire(store, &path, &first, LEASE_TTL)
+        .await
+        .unwrap()
+    {
+        Claim::Held(l) => l,
+        other => panic!("the first taker did not get the lease: {other:?}"),
+    };
+    match lease::acquire(store, &path, &second, LEASE_TTL)
+        .await
+        .unwrap()
+    {
+        Claim::Busy(rec) => assert_eq!(rec.run_id, "conf-run-1"),
+        other => panic!("a second taker must find the lease held: {other:?}"),
+    }
+    held.release().await;
+    assert!(!store.exists(&path).await.unwrap(), "released");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,9 @@
+#![no_main]
+//! The CSV export decoder: no panic, and the same result however the body is chunked.
+
+#[path = "decode.rs"]
+mod decode;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    decode::run(titan_connector::decode::ExportFormat::Csv, data);
+});
