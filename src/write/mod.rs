@@ -9,12 +9,13 @@
 //! ```
 
 pub mod commit;
+mod dictionary;
 pub mod manifest;
 pub mod parquet;
 
 pub use commit::commit;
 pub use manifest::{Manifest, ManifestFile, ManifestMedia, ManifestStatus};
-pub use parquet::{ExecutionWriter, StagedPart, WriterSettings};
+pub use parquet::{DEFAULT_ROW_GROUP_BYTES, ExecutionWriter, StagedPart, WriterSettings, WriterTuning};
 
 use crate::store::StoreError;
 
