@@ -46,11 +46,18 @@ fn repeats(array: &dyn Array) -> Option<bool> {
     // More than this many distinct values and the answer is "no".
     let limit = non_null / 2;
     let within = match array.data_type() {
-        DataType::Utf8 => at_most(array.as_string::<i32>().iter().flatten().map(str::as_bytes), limit),
-        DataType::LargeUtf8 => {
-            at_most(array.as_string::<i64>().iter().flatten().map(str::as_bytes), limit)
-        }
-        DataType::Utf8View => at_most(array.as_string_view().iter().flatten().map(str::as_bytes), limit),
+        DataType::Utf8 => at_most(
+            array.as_string::<i32>().iter().flatten().map(str::as_bytes),
+            limit,
+        ),
+        DataType::LargeUtf8 => at_most(
+            array.as_string::<i64>().iter().flatten().map(str::as_bytes),
+            limit,
+        ),
+        DataType::Utf8View => at_most(
+            array.as_string_view().iter().flatten().map(str::as_bytes),
+            limit,
+        ),
         DataType::Binary => at_most(array.as_binary::<i32>().iter().flatten(), limit),
         DataType::LargeBinary => at_most(array.as_binary::<i64>().iter().flatten(), limit),
         t if sampled(t) => {
@@ -102,8 +109,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{
-        ArrayRef, BooleanArray, Decimal128Array, Int64Array, StringArray,
-        TimestampMicrosecondArray,
+        ArrayRef, BooleanArray, Decimal128Array, Int64Array, StringArray, TimestampMicrosecondArray,
     };
 
     use super::*;
