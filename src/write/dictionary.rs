@@ -167,11 +167,14 @@ mod tests {
             None,
         ]);
         let all_null = StringArray::from(vec![None::<&str>; 8]);
-        let sliced: ArrayRef = Arc::new(Int64Array::from_iter_values([1, 2, 3, 4, 5, 5, 5, 5]));
+        let sliced: ArrayRef = Arc::new(Int64Array::from_iter_values([
+            1, 2, 3, 4, 5, 5, 5, 5, 6, 6, 6, 6,
+        ]));
         let b = batch(vec![
             ("mostly_null", Arc::new(mostly_null)),
             ("all_null", Arc::new(all_null)),
-            ("tail", sliced.slice(4, 4)),
+            // A slice: only its own 8 values count (2 distinct), not the 4 before it.
+            ("tail", sliced.slice(4, 8)),
         ]);
         assert_eq!(
             choose(&b),
