@@ -13,7 +13,7 @@ fn decode(
     let fields = vec!["a".to_string(), "b".to_string(), "n.x".to_string()];
     let mut d = RawDecoder::new(format, fields, opts);
     let mut rows = Vec::new();
-    let mut drain = |d: &mut RawDecoder, rows: &mut Vec<String>| {
+    let drain = |d: &mut RawDecoder, rows: &mut Vec<String>| {
         while let Some(batch) = d.next_batch() {
             rows.push(format!("{batch:?}"));
         }
