@@ -10,7 +10,7 @@ NPM ?= npm
 BIN := target/debug
 
 .DEFAULT_GOAL := help
-.PHONY: help build demo test test-rust test-interop test-airflow lint venv tools sim bench soak fuzz clean
+.PHONY: help build test-bins demo test test-rust test-interop test-airflow lint venv tools sim bench soak fuzz clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -44,7 +44,13 @@ lint: ## rustfmt and clippy, warnings are errors
 test-rust: venv tools ## Unit and end-to-end tests (simulator, moto and Azurite on loopback)
 	$(CARGO) test --all-targets
 
-test-interop: build venv ## DuckDB, pyarrow and polars read our output
+# The binaries as `cargo test` builds them (its integration tests need them too). A plain
+# `cargo build` after `cargo test` compiles ~20 dependencies again with other features
+# (dev-dependencies unify features only into test builds): 7 minutes of CI for nothing.
+test-bins:
+	$(CARGO) test --all-targets --no-run --quiet
+
+test-interop: test-bins venv ## DuckDB, pyarrow and polars read our output
 	$(PY) -m pytest -q tests/interop
 
 $(AIRFLOW_VENV)/.ready: tests/airflow/requirements.txt tests/airflow/constraints.txt
@@ -53,7 +59,7 @@ $(AIRFLOW_VENV)/.ready: tests/airflow/requirements.txt tests/airflow/constraints
 	  -r tests/airflow/requirements.txt -c tests/airflow/constraints.txt
 	touch $@
 
-test-airflow: build $(AIRFLOW_VENV)/.ready ## Airflow DAG, k8s Job, examples/Makefile vs the simulator
+test-airflow: test-bins $(AIRFLOW_VENV)/.ready ## Airflow DAG, k8s Job, examples/Makefile vs the simulator
 	$(AIRFLOW_VENV)/bin/python -m pytest -q tests/airflow
 
 test: lint test-rust test-interop ## Lint, unit, end-to-end, store and reader tests (CI also runs test-airflow)
