@@ -213,7 +213,7 @@ pub async fn run_with_progress(
                         partition::manifest_path(&info.dataset, &info.task_id, &execution.id);
                     if store.exists(&manifest).await? {
                         info!(execution_id = execution.id, "Already ingested, skipping");
-                        reports.push(skipped_report(&info, &execution));
+                        reports.push(base_report(&info, &execution));
                         continue;
                     }
                     work.push(WorkItem {
@@ -240,7 +240,7 @@ pub async fn run_with_progress(
     if cfg.dry_run {
         // Planned and checked against the manifests; nothing is awaited or written.
         for item in work.drain(..) {
-            let mut r = skipped_report(&item.task, &item.execution);
+            let mut r = base_report(&item.task, &item.execution);
             r.outcome = Outcome::Planned;
             reports.push(r);
         }
@@ -445,7 +445,7 @@ async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
                 holder = holder.describe(),
                 "Leased by another run, leaving it"
             );
-            let mut report = skipped_report(task, execution);
+            let mut report = base_report(task, execution);
             report.outcome = Outcome::Leased;
             report.leased_by = Some(holder.describe());
             return Ok(Claimed::Skip(report));
@@ -464,7 +464,7 @@ async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
             execution_id = execution.id,
             "Ingested by another run meanwhile, skipping"
         );
-        return Ok(Claimed::Skip(skipped_report(task, execution)));
+        return Ok(Claimed::Skip(base_report(task, execution)));
     }
     Ok(Claimed::Go(Some(lease)))
 }
@@ -472,7 +472,7 @@ async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
 /// Waits for and ingests one execution. `Err` only for errors that must stop the run.
 async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError> {
     let WorkItem { task, execution } = item;
-    let mut report = skipped_report(&task, &execution);
+    let mut report = base_report(&task, &execution);
     report.outcome = Outcome::Failed;
     let wait_start = Instant::now();
     let waited = tokio::select! {
@@ -927,7 +927,9 @@ fn new_manifest(
     }
 }
 
-fn skipped_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport {
+/// The report of an execution before anything is done to it (outcome `already_ingested`,
+/// no rows); callers set what happened.
+fn base_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport {
     ExecutionReport {
         task_id: task.task_id.clone(),
         execution_id: execution.id.clone(),
