@@ -95,34 +95,24 @@ fn fields_and_sample(
     };
     let wants_sample = policy.extra_fields == crate::schema::ExtraFieldPolicy::Add;
     let fields = schema.source_fields();
+    // JSON keys come from a scan of the text; with `add` the extra ones are decoded too, so
+    // one pass over the prefix both judges it and samples the new fields.
+    let json_keys = (format == ExportFormat::Json)
+        .then(|| json_record_keys(&prefix.concat(), &fields, SAMPLE_RECORDS));
+    let mut columns = fields.clone();
+    if wants_sample && let Some(keys) = &json_keys {
+        columns.extend(keys.iter().filter(|k| !fields.contains(k)).cloned());
+    }
     // The decoder is the judge of whether this is data at all: what it would reject as an
     // HTML page or an error envelope (and retry) must not become a schema verdict here.
-    let mut dec = RawDecoder::new(format, fields.clone(), opts);
+    let mut dec = RawDecoder::new(format, columns, opts);
     let sample = decode_sample(&mut dec, prefix, ended).ok()?;
     if dec.is_not_data() {
         return None;
     }
-    let (seen, sample) = match format {
-        ExportFormat::Csv => (dec.columns()?.to_vec(), sample),
-        ExportFormat::Json => {
-            let joined: Vec<u8> = prefix.concat();
-            let seen = json_record_keys(&joined, &fields, SAMPLE_RECORDS);
-            let extra: Vec<String> = seen
-                .iter()
-                .filter(|k| !fields.contains(k))
-                .cloned()
-                .collect();
-            let sample = if wants_sample && !extra.is_empty() {
-                // Decoded again with the extra keys as columns, to type them.
-                let mut all = fields;
-                all.extend(extra);
-                let mut dec = RawDecoder::json(all, opts);
-                decode_sample(&mut dec, prefix, ended).unwrap_or_default()
-            } else {
-                vec![]
-            };
-            (seen, sample)
-        }
+    let seen = match json_keys {
+        Some(keys) => keys,
+        None => dec.columns()?.to_vec(),
     };
     if seen.is_empty() {
         return None;
@@ -209,6 +199,26 @@ mod tests {
         assert_eq!(stock.ty, ColumnType::Int64);
         assert_ne!(evolved.schema.fingerprint(), schema().fingerprint());
         assert_eq!(collect(s.body).await, text.concat());
+    }
+
+    #[tokio::test]
+    async fn json_extra_field_is_added_typed_from_the_same_pass() {
+        let text = [r#"[{"name":"a","price":1,"stock":3},{"name":"b","stock":4}]"#];
+        let s = sniff(
+            body(&text),
+            ExportFormat::Json,
+            &schema(),
+            policy(ExtraFieldPolicy::Add, MissingFieldPolicy::Null),
+        )
+        .await
+        .expect("evolves");
+        let evolved = s.evolved.expect("data");
+        assert_eq!(evolved.added, ["stock"]);
+        let stock = evolved.schema.columns.last().expect("added column");
+        assert_eq!(
+            (stock.name.as_str(), &stock.ty),
+            ("stock", &ColumnType::Int64)
+        );
     }
 
     #[tokio::test]

@@ -29,6 +29,21 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `(name, type)` of each column of a schema file, in order.
+fn column_types(schema: &serde_json::Value) -> Vec<(String, String)> {
+    schema["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 const PRODUCTS_ONLY: &str = "[[tasks]]\nid = \"task-products\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,17 +226,7 @@ async fn schema_pull_infer_and_check() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let pulled: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("pulled.json")).unwrap()).unwrap();
-    let cols: Vec<(String, String)> = pulled["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["type"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let cols = column_types(&pulled);
     let want: Vec<(String, String)> = [
         ("product_name", "string"),
         ("price", "number"),
@@ -274,17 +279,8 @@ async fn schema_pull_infer_and_check() {
     .await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let inferred: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let types: std::collections::BTreeMap<String, String> = inferred["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["name"].as_str().unwrap().to_string(),
-                c["type"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let types: std::collections::BTreeMap<String, String> =
+        column_types(&inferred).into_iter().collect();
     assert_eq!(types["in_stock"], "boolean");
     assert_eq!(types["review_count"], "integer");
     assert_eq!(types["scraped_at"], "timestamp");
