@@ -11,7 +11,7 @@ simulator's own generator, `examples/bench_gen.rs`), then measures:
   duckdb   COPY (SELECT * FROM read_csv/read_json(FILE)) TO ... (FORMAT parquet, COMPRESSION zstd)
   polars   scan_csv().sink_parquet(compression='zstd'), or read_json().write_parquet() (JSON array)
   convert  titan-connector convert --input FILE --format F --schema S --output DIR  (no HTTP)
-  e2e      titan-sim serving the same rows + titan-connector run --config C --store DIR
+  e2e      titan-sim serving the same file (export_file) + titan-connector run --config C --store DIR
 
 and prints wall time, rows/s, MB/s (input bytes / wall), peak RSS and CPU time per tool, then
 the ratios ours/peer. Peak RSS and CPU come from wait4() on that one child (the simulator of
@@ -267,6 +267,9 @@ def scenario_toml(inp: Input) -> str:
         "[[tasks.executions]]",
         f"id = {toml_str(inp.execution_id)}",
         f"rows = {inp.rows}",
+        # The generator's own bytes, cached: served from the file, the simulator costs
+        # the cores almost nothing, as a remote Titan would (see docs/performance.md).
+        f"export_file = {toml_str(str(Path(inp.path).resolve()))}",
         "",
     ])
 

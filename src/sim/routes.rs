@@ -5,6 +5,7 @@
 //! Invariant: handlers never panic on request input; every rejection is an envelope.
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Json, Response};
@@ -320,15 +321,10 @@ fn export_response(
     plan: Option<Plan>,
 ) -> ApiResult {
     let id = &e.exec.id;
-    let chunks = ExportChunks::new(
-        st.scenario.seed,
-        e.task,
-        id,
-        e.exec.rows,
-        format,
-        &st.base_url,
-    );
-    let body = faults::export_body(chunks, e.exec.rows, plan, &st.scenario.faults);
+    let body = match e.exec.export_file_for(format) {
+        Some(path) => file_body(path)?,
+        None => generated_body(st, e, format, plan),
+    };
     let disposition = format!("attachment; filename=\"{id}.{}\"", format.as_str());
     Ok((
         [
@@ -345,6 +341,33 @@ fn export_response(
         body,
     )
         .into_response())
+}
+
+/// The export as the generator makes it, with the body fault of `plan` applied.
+fn generated_body(st: &SimState, e: ExecRef<'_>, format: ExportFormat, plan: Option<Plan>) -> Body {
+    let chunks = ExportChunks::new(
+        st.scenario.seed,
+        e.task,
+        &e.exec.id,
+        e.exec.rows,
+        format,
+        &st.base_url,
+    );
+    faults::export_body(chunks, e.exec.rows, plan, &st.scenario.faults)
+}
+
+/// A scenario's `export_file`, streamed in 256 KiB reads.
+fn file_body(path: &std::path::Path) -> Result<Body, ApiError> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            format!("export file {}: {e}", path.display()),
+        )
+    })?;
+    let reader =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), 256 << 10);
+    Ok(Body::from_stream(reader))
 }
 
 /// Checks that `media_id` names a non-null media cell of an execution with results.

@@ -131,6 +131,22 @@ pub struct SimExecution {
     /// Results stay 404 for this long after a successful completion (§3: results can lag).
     #[serde(default, with = "humantime_serde")]
     pub results_lag: Duration,
+    /// Serve the export in this file's format (`.csv` or `.json`) from the file, as is,
+    /// instead of generating it; the other format is still generated. For benchmarks:
+    /// generating rows costs the simulator about half the CPU the connector spends
+    /// converting them, on the same cores. The file must hold what the generator would
+    /// serve (`examples/bench_gen.rs` writes such files); faults are not applied to it.
+    #[serde(default)]
+    pub export_file: Option<PathBuf>,
+}
+
+impl SimExecution {
+    /// The file to serve for an export in `format`, if one is configured for it.
+    pub(crate) fn export_file_for(&self, format: super::export::ExportFormat) -> Option<&Path> {
+        let path = self.export_file.as_deref()?;
+        let ext = path.extension()?.to_str()?;
+        (ext.eq_ignore_ascii_case(format.as_str())).then_some(path)
+    }
 }
 
 /// Why a scenario could not be loaded; `origin` is the file path or `<string>`.
@@ -216,6 +232,7 @@ impl Default for SimExecution {
             created_at: String::new(),
             error: None,
             results_lag: Duration::ZERO,
+            export_file: None,
         }
     }
 }
@@ -305,6 +322,21 @@ impl Scenario {
                         format!("{at}.final_status"),
                         "must not be empty".into(),
                     ));
+                }
+                if let Some(path) = &exec.export_file {
+                    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+                    if !["csv", "json"].contains(&ext.to_ascii_lowercase().as_str()) {
+                        return Err(bad(
+                            format!("{at}.export_file"),
+                            format!("{} does not end in .csv or .json", path.display()),
+                        ));
+                    }
+                    if !path.is_file() {
+                        return Err(bad(
+                            format!("{at}.export_file"),
+                            format!("{} is not a readable file", path.display()),
+                        ));
+                    }
                 }
                 ordinal += 1;
                 if exec.created_at.is_empty() {

@@ -679,6 +679,40 @@ async fn exports_are_deterministic_per_seed() {
 }
 
 #[tokio::test]
+async fn an_export_file_is_served_as_is_for_its_format_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("done.csv");
+    let bytes = b"title,image\nfrom the file,\n".to_vec();
+    std::fs::write(&file, &bytes).expect("write");
+    let toml = BASE.replace(
+        "id = \"done\"\nrows = 300",
+        &format!(
+            "id = \"done\"\nrows = 300\nexport_file = {:?}",
+            file.display().to_string()
+        ),
+    );
+    let sim = sim_from(&toml).await;
+    let csv = get(&sim, "/api/v1/executions/done/results/export?format=csv").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert_eq!(csv.bytes().await.expect("body").to_vec(), bytes);
+    // JSON is still generated: 300 rows.
+    let (s, json) = get_json(&sim, "/api/v1/executions/done/results/export").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(json.as_array().map(Vec::len), Some(300));
+    sim.shutdown().await;
+
+    let bad = BASE.replace(
+        "id = \"done\"\nrows = 300",
+        "id = \"done\"\nrows = 300\nexport_file = \"x.txt\"",
+    );
+    let err = Scenario::from_toml_str(&bad).expect_err("a .txt export file is refused");
+    assert!(
+        err.to_string().contains("does not end in .csv or .json"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn datasets_list_completed_outputs() {
     let sim = sim_from(BASE).await;
     let (_, b) = get_json(
