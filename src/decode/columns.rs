@@ -14,9 +14,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::DecodeError;
 
-/// A batch is closed early once its value bytes reach this, which keeps every column's i32
-/// offsets far from overflow (a record adds at most `MAX_RECORD_BYTES_CAP` on top).
-const MAX_BATCH_BYTES: usize = 64 << 20;
+/// Upper bound of `batch_bytes`: keeps every column's i32 offsets far from overflow (a
+/// record adds at most `MAX_RECORD_BYTES_CAP` on top).
+pub(crate) const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// Upper bound for `max_record_bytes`: with `MAX_BATCH_BYTES` it keeps offsets below 2 GiB.
 pub(crate) const MAX_RECORD_BYTES_CAP: usize = 1 << 30;
@@ -54,6 +54,8 @@ pub(crate) struct Columns {
     schema: SchemaRef,
     cols: Vec<Column>,
     batch_rows: usize,
+    /// Close the batch once its values hold this many bytes (≤ `MAX_BATCH_BYTES`).
+    batch_bytes: usize,
     rows: usize,
     /// Data records committed before the open batch (so row `r` is record `flushed + r + 1`).
     flushed: u64,
@@ -61,7 +63,7 @@ pub(crate) struct Columns {
 }
 
 impl Columns {
-    pub(crate) fn new(names: &[String], batch_rows: usize) -> Self {
+    pub(crate) fn new(names: &[String], batch_rows: usize, batch_bytes: usize) -> Self {
         let fields: Vec<Field> = names
             .iter()
             .map(|n| Field::new(n.as_str(), DataType::Utf8, true))
@@ -72,6 +74,7 @@ impl Columns {
                 .map(|_| Column::with_capacity(batch_rows, 0))
                 .collect(),
             batch_rows,
+            batch_bytes: batch_bytes.min(MAX_BATCH_BYTES),
             rows: 0,
             flushed: 0,
             ready: VecDeque::new(),
@@ -138,7 +141,7 @@ impl Columns {
             col.valid = false;
         }
         self.rows += 1;
-        if self.rows >= self.batch_rows || bytes >= MAX_BATCH_BYTES {
+        if self.rows >= self.batch_rows || bytes >= self.batch_bytes {
             self.flush()?;
         }
         Ok(())
@@ -231,7 +234,7 @@ mod tests {
 
     #[test]
     fn rows_commit_and_roll_back_and_batches_are_bounded() {
-        let mut c = Columns::new(&names(&["a", "b"]), 2);
+        let mut c = Columns::new(&names(&["a", "b"]), 2, MAX_BATCH_BYTES);
         c.put(0, b"x");
         c.set_valid(0, true);
         c.commit_row().expect("valid row");
@@ -257,8 +260,27 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_closes_at_batch_bytes_before_batch_rows() {
+        // Two columns of 10 bytes a row: 20 bytes a row, so 50 bytes close after 3 rows.
+        let mut c = Columns::new(&names(&["a", "b"]), 100, 50);
+        for _ in 0..7 {
+            for col in 0..2 {
+                c.put(col, b"0123456789");
+                c.set_valid(col, true);
+            }
+            c.commit_row().expect("valid row");
+        }
+        let sizes: Vec<usize> = std::iter::from_fn(|| c.next_batch())
+            .map(|b| b.num_rows())
+            .collect();
+        assert_eq!(sizes, vec![3, 3]);
+        assert_eq!(c.finish().expect("valid").map(|b| b.num_rows()), Some(1));
+        assert_eq!(c.records(), 7);
+    }
+
+    #[test]
     fn restart_value_keeps_only_the_last_write() {
-        let mut c = Columns::new(&names(&["a"]), 10);
+        let mut c = Columns::new(&names(&["a"]), 10, MAX_BATCH_BYTES);
         c.put(0, b"old");
         c.set_valid(0, true);
         c.restart_value(0).extend_from_slice(b"new");
@@ -270,7 +292,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_names_record_and_column() {
-        let mut c = Columns::new(&names(&["a", "b"]), 3);
+        let mut c = Columns::new(&names(&["a", "b"]), 3, MAX_BATCH_BYTES);
         for v in [&b"ok"[..], b"fine", b"bad \xff", b"ok"] {
             c.put(0, b"x");
             c.set_valid(0, true);

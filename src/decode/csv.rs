@@ -416,7 +416,11 @@ impl CsvDecoder {
                 second,
             });
         }
-        self.cols = Some(Columns::new(&names, self.opts.batch_rows));
+        self.cols = Some(Columns::new(
+            &names,
+            self.opts.batch_rows,
+            self.opts.batch_bytes,
+        ));
         self.names = names;
         Ok(())
     }

@@ -111,7 +111,7 @@ pub(crate) struct JsonDecoder {
 impl JsonDecoder {
     pub(crate) fn new(fields: Vec<String>, opts: DecoderOptions) -> Self {
         JsonDecoder {
-            cols: Columns::new(&fields, opts.batch_rows),
+            cols: Columns::new(&fields, opts.batch_rows, opts.batch_bytes),
             parser: RowParser::new(&fields),
             fields,
             opts,

@@ -318,6 +318,7 @@ fn csv_record_size_is_limited() {
         RawDecoder::csv(DecoderOptions {
             batch_rows: 2,
             max_record_bytes: 16,
+            ..DecoderOptions::default()
         })
     };
     let ok = b"a,b\n123456,1234567\n"; // a 15-byte record
@@ -700,6 +701,7 @@ fn json_record_size_is_limited() {
             DecoderOptions {
                 batch_rows: 2,
                 max_record_bytes: 24,
+                ..DecoderOptions::default()
             },
         )
     };
