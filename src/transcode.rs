@@ -5,7 +5,7 @@
 //! size and both cores work:
 //!
 //! ```text
-//! body stream ──chunks(4)──► decode + map (blocking thread) ──batches(4)──► media → Parquet writer
+//! body stream ──≤1 MiB groups(4)──► decode + map (blocking thread) ──batches(2)──► media → Parquet writer
 //!   (async)                                                                  (encode + zstd)
 //! ```
 //!
@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
@@ -30,8 +30,15 @@ use crate::schema::{
 };
 use crate::write::{ExecutionWriter, WriteError};
 
-/// Chunks/batches in flight between two stages.
-const CHANNEL_DEPTH: usize = 4;
+/// Chunk groups in flight between the source and the decoder.
+const CHUNK_DEPTH: usize = 4;
+/// A chunk group holds what the source has ready, up to this many bytes. An HTTP body
+/// arrives in socket-read pieces (often 8–64 KiB): handed over one by one, the decoder
+/// thread is woken per piece and runs dry whenever the network task waits for a core.
+const GROUP_BYTES: usize = 1 << 20;
+/// Typed batches in flight between the mapper and the writer; each is up to
+/// `DecoderOptions::batch_bytes` of values, and the writer holds one more.
+const BATCH_DEPTH: usize = 2;
 /// Read size from a local file.
 const READ_CHUNK: usize = 1 << 20;
 
@@ -106,8 +113,8 @@ pub async fn transcode<E>(
 where
     E: Into<SourceError> + Send + 'static,
 {
-    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Bytes>(CHANNEL_DEPTH);
-    let (batch_tx, mut batch_rx) = mpsc::channel::<(RecordBatch, Bytes)>(CHANNEL_DEPTH);
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<Bytes>>(CHUNK_DEPTH);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<(RecordBatch, Bytes)>(BATCH_DEPTH);
     let BadRows { policy, quarantine } = bad_rows;
     let (encoder, mut rejects_out) = match quarantine {
         Some((e, w)) => (Some(e), Some(w)),
@@ -119,12 +126,18 @@ where
     let reader = tokio::spawn(async move {
         let mut body = body;
         let mut bytes = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(Into::into)?;
-            bytes += chunk.len() as u64;
-            read_progress.add_bytes(chunk.len() as u64);
-            if chunk_tx.send(chunk).await.is_err() {
+        loop {
+            let (group, end) = next_group(&mut body).await;
+            let group_bytes: usize = group.iter().map(Bytes::len).sum();
+            bytes += group_bytes as u64;
+            read_progress.add_bytes(group_bytes as u64);
+            if !group.is_empty() && chunk_tx.send(group).await.is_err() {
                 break; // the decoder stopped; its error is the one to report
+            }
+            match end {
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(())) => break,
+                None => {}
             }
         }
         Ok::<u64, SourceError>(bytes)
@@ -147,12 +160,14 @@ where
             Ok(batch_tx.blocking_send((mapped.batch, quarantined)).is_ok())
         };
         let mut input_complete = true;
-        'outer: while let Some(chunk) = chunk_rx.blocking_recv() {
-            decoder.push(&chunk)?;
-            while let Some(raw) = decoder.next_batch() {
-                if !emit(raw)? {
-                    input_complete = false;
-                    break 'outer; // the writer stopped
+        'outer: while let Some(group) = chunk_rx.blocking_recv() {
+            for chunk in group {
+                decoder.push(&chunk)?;
+                while let Some(raw) = decoder.next_batch() {
+                    if !emit(raw)? {
+                        input_complete = false;
+                        break 'outer; // the writer stopped
+                    }
                 }
             }
         }
@@ -231,6 +246,34 @@ where
         media_failed: 0,
         rejects,
     })
+}
+
+/// The chunks `body` has ready now (waiting only for the first), up to [`GROUP_BYTES`],
+/// and whether the body ended after them: `Some(Ok(()))` at its end, `Some(Err)` when it
+/// failed (the chunks before the failure are still returned, to be decoded first).
+async fn next_group<E>(
+    body: &mut BoxStream<'static, Result<Bytes, E>>,
+) -> (Vec<Bytes>, Option<Result<(), E>>) {
+    let mut group = Vec::new();
+    let mut size = 0;
+    let mut item = body.next().await;
+    loop {
+        match item {
+            None => return (group, Some(Ok(()))),
+            Some(Err(e)) => return (group, Some(Err(e))),
+            Some(Ok(chunk)) => {
+                size += chunk.len();
+                group.push(chunk);
+            }
+        }
+        if size >= GROUP_BYTES {
+            return (group, None);
+        }
+        match body.next().now_or_never() {
+            Some(next) => item = next,
+            None => return (group, None),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -319,5 +362,70 @@ impl Spool {
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(
+        items: Vec<Result<Bytes, std::io::Error>>,
+    ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+        futures::stream::iter(items).boxed()
+    }
+
+    fn sizes(group: &[Bytes]) -> Vec<usize> {
+        group.iter().map(Bytes::len).collect()
+    }
+
+    #[tokio::test]
+    async fn ready_chunks_are_grouped_up_to_group_bytes() {
+        let piece = || Ok(Bytes::from(vec![b'x'; 600 << 10]));
+        let mut b = body(vec![
+            piece(),
+            piece(),
+            piece(),
+            Ok(Bytes::from_static(b"end")),
+        ]);
+        let (first, end) = next_group(&mut b).await;
+        assert_eq!(sizes(&first), vec![600 << 10, 600 << 10]);
+        assert!(end.is_none());
+        let (second, end) = next_group(&mut b).await;
+        assert_eq!(sizes(&second), vec![600 << 10, 3]);
+        assert!(matches!(end, Some(Ok(()))));
+    }
+
+    #[tokio::test]
+    async fn chunks_before_a_failure_come_with_it() {
+        let mut b = body(vec![
+            Ok(Bytes::from_static(b"a,b\n")),
+            Err(std::io::Error::other("reset")),
+            Ok(Bytes::from_static(b"never")),
+        ]);
+        let (group, end) = next_group(&mut b).await;
+        assert_eq!(group, vec![Bytes::from_static(b"a,b\n")]);
+        assert_eq!(
+            end.and_then(Result::err).map(|e| e.to_string()),
+            Some("reset".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_source_ends_the_group() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+        tx.unbounded_send(Ok(Bytes::from_static(b"one")))
+            .expect("send");
+        let mut b = rx.boxed();
+        let (group, end) = next_group(&mut b).await;
+        assert_eq!(group, vec![Bytes::from_static(b"one")]);
+        assert!(
+            end.is_none(),
+            "the body has not ended, it has nothing ready"
+        );
+        drop(tx);
+        let (group, end) = next_group(&mut b).await;
+        assert!(group.is_empty());
+        assert!(matches!(end, Some(Ok(()))));
     }
 }
