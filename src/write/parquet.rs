@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowSchemaConverter;
@@ -379,8 +380,10 @@ async fn drain(part: &mut OpenPart) -> Result<(), ParquetError> {
     if bytes.is_empty() {
         return Ok(());
     }
+    // `put` hands the buffer over without copying it (`write_all` would copy a whole row
+    // group into the upload buffer).
     part.sink
-        .write_all(&bytes)
+        .put(Bytes::from(bytes))
         .await
         .map_err(|e| ParquetError::External(Box::new(e)))
 }
