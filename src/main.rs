@@ -23,6 +23,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     let progress = if Progress::should_show(
         std::io::stderr().is_terminal(),
@@ -47,6 +48,28 @@ fn main() -> ExitCode {
     let exit = runtime.block_on(dispatch(cli, progress));
     exit.into()
 }
+
+/// Caps glibc's malloc at 2 arenas, before any thread exists, unless `MALLOC_ARENA_MAX`
+/// says otherwise. By default every thread that allocates may get its own arena (up to
+/// 8 per core), and memory freed in one is not reused by another: the decode thread and
+/// the encode threads of the blocking pool took a 300k-row, 50-column conversion to
+/// 230 MiB peak RSS; with 2 arenas it peaks at ~105 MiB at the same speed
+/// (docs/performance.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: `mallopt` only sets an allocator parameter; glibc documents M_ARENA_MAX as
+    // safe to change at any time, and no other thread exists yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
 
 async fn dispatch(cli: Cli, progress: Progress) -> Exit {
     let env = Env::from_process();
