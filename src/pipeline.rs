@@ -589,6 +589,7 @@ async fn ingest(
             path: p.final_path.to_string(),
             rows: p.rows,
             bytes: p.bytes,
+            shared: false,
         })
         .collect();
     manifest.rows = rows;

@@ -1,0 +1,519 @@
+//! Group commit: the rows of many small executions in one combined file, committed as one.
+//!
+//! Each small execution is first staged and transcoded as usual (its own staged part,
+//! its own manifest draft). A group of them is then [`combine`]d: their staged parts are
+//! read back batch by batch into one staged file, and [`commit_group`] publishes it:
+//!
+//! ```text
+//! a. any member already has a manifest → abandon: delete the combined staged file; the
+//!    caller commits the other members alone (their own parts, the normal commit)
+//! b. put the intent  <dataset>/_groups/<group>.json  (staged + final path, every
+//!    member's full manifest naming the combined file)
+//! c. rename the combined staged file to  <partition>/combined_<group>.parquet
+//! d. put every member's manifest
+//! e. delete the intent (the caller deletes the members' staged parts)
+//! ```
+//!
+//! Invariant, as for one execution: when a member's manifest exists, exactly the files it
+//! lists hold its rows. A crash between b and e leaves the intent, and [`recover_groups`]
+//! (at the start of every run, under the members' leases) finishes or undoes it: a
+//! combined file already in place is rolled forward (missing manifests written); a combined
+//! file still staged is moved into place and rolled forward, unless a member was committed
+//! meanwhile by another process, in which case nothing was published and the group is
+//! undone; neither file → nothing was published, the intent goes.
+//!
+//! A combined file's name has no `-`, so the orphan clean-up of a later alone commit
+//! (`partition::is_part_of`) can never take it for an execution's part.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, TryFutureExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::async_reader::AsyncFileReader;
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{ExecutionWriter, Manifest, ManifestFile, StagedPart, WriteError, WriterSettings};
+use crate::lease::{self, Claim, Lease};
+use crate::partition::{self, PartNames, PartitionKey};
+use crate::store::Store;
+
+/// Intent format version.
+pub const INTENT_VERSION: u32 = 1;
+
+/// Rows per batch when reading staged parts back.
+const READ_BATCH_ROWS: usize = 8192;
+
+/// How old a staged combined file without an intent must be before recovery deletes it:
+/// younger ones may belong to a group another process is still writing.
+pub const GROUP_STAGING_GRACE: Duration = super::commit::STAGING_GRACE;
+
+/// The record of a group commit under way: `<dataset>/_groups/<group>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupIntent {
+    pub intent_version: u32,
+    pub group_id: String,
+    pub dataset: String,
+    pub task_id: String,
+    /// The combined file, staged.
+    pub staged: String,
+    /// Where the combined file lands.
+    pub final_path: String,
+    /// Every member's manifest exactly as it is to be written.
+    pub manifests: Vec<Manifest>,
+}
+
+impl GroupIntent {
+    /// Serialised form (pretty JSON, newline-terminated).
+    pub fn to_bytes(&self) -> bytes::Bytes {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        bytes::Bytes::from(v)
+    }
+
+    /// Parses a stored intent.
+    pub fn from_slice(b: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(b)
+    }
+
+    /// Where the intent is stored.
+    pub fn path(&self) -> Path {
+        partition::group_intent_path(&self.dataset, &self.group_id)
+    }
+
+    fn manifest_path(&self, m: &Manifest) -> Path {
+        partition::manifest_path(&self.dataset, &self.task_id, &m.execution_id)
+    }
+
+    /// The member executions' ids.
+    pub fn members(&self) -> impl Iterator<Item = &str> {
+        self.manifests.iter().map(|m| m.execution_id.as_str())
+    }
+}
+
+/// One small execution waiting to be combined: its staged part and its manifest as it
+/// would be committed alone.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub part: StagedPart,
+    pub manifest: Manifest,
+}
+
+/// A new group id: a simple (dash-free) UUID.
+pub fn new_group_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Reads every member's staged part back, batch by batch (never a whole file in memory),
+/// into one staged combined file written with `settings` (one file: the caller keeps a
+/// group within `file_rows`). Checks that each member's part holds the rows it claims.
+pub async fn combine(
+    store: &Store,
+    key: &PartitionKey,
+    group_id: &str,
+    members: &[Member],
+    settings: WriterSettings,
+) -> Result<StagedPart, WriteError> {
+    let names = PartNames {
+        staging_dir: partition::group_staging_dir(&key.dataset, group_id),
+        final_dir: key.prefix(),
+        stem: format!("{}{group_id}", partition::COMBINED_PREFIX),
+    };
+    let mut writer: Option<ExecutionWriter> = None;
+    let result = async {
+        for m in members {
+            let err = |source| WriteError::Parquet {
+                path: m.part.staging.to_string(),
+                source: Box::new(source),
+            };
+            let reader = StagedReader {
+                store: store.object_store(),
+                path: m.part.staging.clone(),
+                size: m.part.bytes,
+            };
+            let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
+                .await
+                .map_err(err)?
+                .with_batch_size(READ_BATCH_ROWS)
+                .build()
+                .map_err(err)?;
+            let mut rows = 0u64;
+            while let Some(batch) = stream.try_next().await.map_err(err)? {
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => writer.insert(ExecutionWriter::new(
+                        store.clone(),
+                        names.clone(),
+                        batch.schema(),
+                        WriterSettings {
+                            file_rows: usize::MAX,
+                            ..settings.clone()
+                        },
+                    )?),
+                };
+                rows += batch.num_rows() as u64;
+                w.write(&batch).await?;
+            }
+            if rows != m.part.rows || rows != m.manifest.rows {
+                return Err(WriteError::Schema {
+                    message: format!(
+                        "staged part `{}` of execution {} holds {rows} rows, not {}",
+                        m.part.staging, m.manifest.execution_id, m.part.rows
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let Some(w) = writer else {
+        result?;
+        return Err(WriteError::Schema {
+            message: "a combined file needs at least one row".to_string(),
+        });
+    };
+    if let Err(e) = result {
+        w.abort().await;
+        return Err(e);
+    }
+    let mut parts = w.finish().await?;
+    if parts.len() != 1 {
+        for p in &parts {
+            let _ = store.delete(&p.staging).await;
+        }
+        return Err(WriteError::Schema {
+            message: format!("a combined file rolled into {} parts", parts.len()),
+        });
+    }
+    let mut part = parts.remove(0);
+    part.final_path = key.combined_path(group_id);
+    Ok(part)
+}
+
+/// The intent of committing `combined` for `members`: each manifest names the combined file
+/// (shared) with that member's rows.
+pub fn intent_for(
+    key: &PartitionKey,
+    group_id: &str,
+    combined: &StagedPart,
+    members: &[Member],
+) -> GroupIntent {
+    let manifests = members
+        .iter()
+        .map(|m| {
+            let mut manifest = m.manifest.clone();
+            manifest.files = vec![ManifestFile {
+                path: combined.final_path.to_string(),
+                rows: m.manifest.rows,
+                bytes: combined.bytes,
+                shared: true,
+            }];
+            manifest
+        })
+        .collect();
+    GroupIntent {
+        intent_version: INTENT_VERSION,
+        group_id: group_id.to_string(),
+        dataset: key.dataset.clone(),
+        task_id: key.task_id.clone(),
+        staged: combined.staging.to_string(),
+        final_path: combined.final_path.to_string(),
+        manifests,
+    }
+}
+
+/// How a group commit ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupCommitted {
+    /// The combined file is in place and every member's manifest written.
+    Now,
+    /// Not committed, nothing published: these members were committed by another process
+    /// first. The combined file was discarded; commit the other members alone.
+    Abandoned { committed: Vec<String> },
+}
+
+/// Publishes a combined file for its members (steps a–e of the module doc). `key` is the
+/// members' partition, for the clean-up of their earlier runs' parts.
+pub async fn commit_group(
+    store: &Store,
+    key: &PartitionKey,
+    intent: &GroupIntent,
+) -> Result<GroupCommitted, WriteError> {
+    let staged = Path::from(intent.staged.as_str());
+    // a.
+    let mut committed = Vec::new();
+    for m in &intent.manifests {
+        if store.exists(&intent.manifest_path(m)).await? {
+            committed.push(m.execution_id.clone());
+        }
+    }
+    if !committed.is_empty() {
+        store.delete(&staged).await?;
+        return Ok(GroupCommitted::Abandoned { committed });
+    }
+    // b.
+    store.put(&intent.path(), intent.to_bytes()).await?;
+    // Parts an earlier, crashed run of a member left in place without a manifest: their
+    // rows are in the combined file now.
+    let members: HashSet<&str> = intent.members().collect();
+    for meta in store.list(&key.prefix()).await? {
+        if members
+            .iter()
+            .any(|id| partition::is_part_of(&meta.location, id))
+        {
+            store.delete(&meta.location).await?;
+        }
+    }
+    // c.
+    let final_path = Path::from(intent.final_path.as_str());
+    if let Err(e) = store.rename(&staged, &final_path).await {
+        // Recovery by another process (on a store without leases) may have moved it.
+        if !store.exists(&final_path).await? {
+            return Err(e.into());
+        }
+    }
+    // d., e.
+    roll_forward(store, intent).await?;
+    Ok(GroupCommitted::Now)
+}
+
+/// Writes the manifests of `intent` that are missing, then deletes the intent.
+async fn roll_forward(store: &Store, intent: &GroupIntent) -> Result<(), WriteError> {
+    for m in &intent.manifests {
+        let path = intent.manifest_path(m);
+        if !store.exists(&path).await? {
+            store.put(&path, m.to_bytes()).await?;
+        }
+    }
+    store.delete(&intent.path()).await?;
+    Ok(())
+}
+
+/// What recovery did with one intent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    /// The combined file was (or now is) in place: missing manifests written.
+    RolledForward,
+    /// Nothing had been published: the intent (and any staged combined file) deleted.
+    Undone,
+}
+
+/// Finishes or undoes one interrupted group commit. The caller holds the members' leases.
+pub async fn resolve(store: &Store, intent: &GroupIntent) -> Result<Resolution, WriteError> {
+    let staged = Path::from(intent.staged.as_str());
+    let final_path = Path::from(intent.final_path.as_str());
+    if !store.exists(&final_path).await? && store.exists(&staged).await? {
+        // Not published yet. A member committed meanwhile (alone, by a process that took
+        // over its lease) would be duplicated: then undo instead.
+        let mut any_committed = false;
+        for m in &intent.manifests {
+            any_committed |= store.exists(&intent.manifest_path(m)).await?;
+        }
+        if any_committed {
+            store.delete(&staged).await?;
+            store.delete(&intent.path()).await?;
+            return Ok(Resolution::Undone);
+        }
+        if let Err(e) = store.rename(&staged, &final_path).await
+            && !store.exists(&final_path).await?
+        {
+            return Err(e.into());
+        }
+    }
+    // Checked again: a committer may have just moved the staged file into place.
+    if store.exists(&final_path).await? {
+        roll_forward(store, intent).await?;
+        return Ok(Resolution::RolledForward);
+    }
+    store.delete(&intent.path()).await?;
+    Ok(Resolution::Undone)
+}
+
+/// What [`recover_groups`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovered {
+    pub rolled_forward: usize,
+    pub undone: usize,
+    /// Intents left alone: a member's lease is held by another live process (which is
+    /// committing that group now), or the intent could not be read.
+    pub skipped: usize,
+}
+
+/// Finishes or undoes every interrupted group commit of `dataset`, each under its
+/// members' leases (taken as `owner`); an intent with a member leased by another live
+/// process is left to that process. Also deletes staged combined files that have no
+/// intent and are older than [`GROUP_STAGING_GRACE`] (a crash before the intent).
+pub async fn recover_groups(
+    store: &Store,
+    dataset: &str,
+    owner: &lease::Owner,
+) -> Result<Recovered, WriteError> {
+    let mut done = Recovered::default();
+    let prefix = partition::groups_prefix(dataset);
+    let listed = store.list(&prefix).await?;
+    let depth = prefix.parts().count() + 1;
+    let mut intents = Vec::new();
+    let mut staged = Vec::new();
+    for meta in listed {
+        let is_intent = meta.location.parts().count() == depth
+            && meta.location.extension() == Some("json");
+        if is_intent {
+            intents.push(meta.location);
+        } else {
+            staged.push(meta);
+        }
+    }
+    let mut live_groups = HashSet::new();
+    for path in &intents {
+        let Some(bytes) = store.get_opt(path).await? else {
+            continue; // finished meanwhile
+        };
+        let intent = match GroupIntent::from_slice(&bytes) {
+            Ok(i) => i,
+            Err(e) => {
+                warn!(intent = %path, error = %e, "Unreadable group intent left alone");
+                done.skipped += 1;
+                continue;
+            }
+        };
+        let Some(leases) = claim_members(store, &intent, owner).await else {
+            info!(group = intent.group_id, "Group commit under way elsewhere, leaving it");
+            live_groups.insert(intent.group_id.clone());
+            done.skipped += 1;
+            continue;
+        };
+        let resolved = resolve(store, &intent).await;
+        let leased = !leases.is_empty();
+        if resolved.is_ok() {
+            for id in intent.members() {
+                if let Err(e) =
+                    super::sweep_staging(store, dataset, id, &owner.run_id, leased).await
+                {
+                    warn!(execution_id = id, error = %e, "Could not clean up staging");
+                }
+            }
+        }
+        for l in leases {
+            l.release().await;
+        }
+        match resolved? {
+            Resolution::RolledForward => {
+                info!(
+                    group = intent.group_id,
+                    members = intent.manifests.len(),
+                    "Finished an interrupted group commit"
+                );
+                done.rolled_forward += 1;
+            }
+            Resolution::Undone => {
+                info!(group = intent.group_id, "Undid an interrupted group commit");
+                done.undone += 1;
+            }
+        }
+    }
+    let cutoff = chrono::Duration::from_std(GROUP_STAGING_GRACE)
+        .ok()
+        .and_then(|g| chrono::Utc::now().checked_sub_signed(g))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    for meta in staged {
+        let group = meta.location.parts().nth(depth - 1);
+        let pending = group.is_some_and(|g| {
+            live_groups.contains(g.as_ref())
+                || intents.iter().any(|i| {
+                    i.filename()
+                        .and_then(|f| f.strip_suffix(".json"))
+                        .is_some_and(|id| id == g.as_ref())
+                })
+        });
+        if !pending && meta.last_modified < cutoff {
+            store.delete(&meta.location).await?;
+        }
+    }
+    Ok(done)
+}
+
+/// Takes every member's lease; `None` (and none kept) when another live process holds
+/// one. A store without leases, or lease trouble, gives an empty list: go ahead, as the
+/// commit does.
+async fn claim_members(
+    store: &Store,
+    intent: &GroupIntent,
+    owner: &lease::Owner,
+) -> Option<Vec<Lease>> {
+    let mut held = Vec::new();
+    for id in intent.members() {
+        let path = lease::lease_path(&intent.dataset, &intent.task_id, id);
+        match lease::acquire(store, &path, owner, lease::LEASE_TTL).await {
+            Ok(Claim::Held(l)) => held.push(l),
+            Ok(Claim::Busy(_)) => {
+                for l in held {
+                    l.release().await;
+                }
+                return None;
+            }
+            Ok(Claim::Unsupported) => {}
+            Err(e) => warn!(execution_id = id, error = %e, "No lease for recovery; going ahead"),
+        }
+    }
+    Some(held)
+}
+
+/// Reads a staged part by ranges (footer, then the row groups' column chunks), so a part
+/// is never held whole in memory.
+struct StagedReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+fn external(e: object_store::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for StagedReader {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        self.store
+            .get_range(&self.path, range)
+            .map_err(external)
+            .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(external)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
