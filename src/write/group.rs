@@ -366,8 +366,8 @@ pub async fn recover_groups(
     let mut intents = Vec::new();
     let mut staged = Vec::new();
     for meta in listed {
-        let is_intent = meta.location.parts().count() == depth
-            && meta.location.extension() == Some("json");
+        let is_intent =
+            meta.location.parts().count() == depth && meta.location.extension() == Some("json");
         if is_intent {
             intents.push(meta.location);
         } else {
@@ -388,7 +388,10 @@ pub async fn recover_groups(
             }
         };
         let Some(leases) = claim_members(store, &intent, owner).await else {
-            info!(group = intent.group_id, "Group commit under way elsewhere, leaving it");
+            info!(
+                group = intent.group_id,
+                "Group commit under way elsewhere, leaving it"
+            );
             live_groups.insert(intent.group_id.clone());
             done.skipped += 1;
             continue;
@@ -515,5 +518,452 @@ impl AsyncFileReader for StagedReader {
             Ok(Arc::new(metadata))
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use object_store::memory::InMemory;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::write::{ManifestStatus, manifest::MANIFEST_VERSION};
+
+    fn store() -> Store {
+        Store::from_object_store(Arc::new(InMemory::new()), "memory://")
+    }
+
+    fn key() -> PartitionKey {
+        PartitionKey {
+            dataset: "d".into(),
+            task_id: "t".into(),
+            date: "2026-11-29".into(),
+        }
+    }
+
+    fn manifest(execution_id: &str, rows: u64) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            status: ManifestStatus::Ingested,
+            dataset: "d".into(),
+            task_id: "t".into(),
+            execution_id: execution_id.into(),
+            execution_status: "completed".into(),
+            format: "json".into(),
+            files: vec![ManifestFile {
+                path: key().part_path(execution_id, 0).to_string(),
+                rows,
+                bytes: 1,
+                shared: false,
+            }],
+            rows,
+            records_read: rows,
+            source_record_count: Some(rows),
+            schema_fingerprint: "f".into(),
+            schema: serde_json::json!({}),
+            committed_at: "2026-11-29T00:00:00Z".into(),
+            connector_version: "0".into(),
+            rejected_rows: 0,
+            rejects_path: None,
+            media: None,
+        }
+    }
+
+    /// A member with a fake (non-Parquet) staged part: enough for everything but `combine`.
+    fn member(id: &str, rows: u64) -> Member {
+        Member {
+            part: StagedPart {
+                staging: Path::from(format!("d/_staging/{id}/run-1/part-0.parquet.tmp")),
+                final_path: key().part_path(id, 0),
+                rows,
+                bytes: 1,
+            },
+            manifest: manifest(id, rows),
+        }
+    }
+
+    /// An intent for members `ids` whose combined file is staged (content `bytes`).
+    async fn staged_intent(store: &Store, ids: &[&str]) -> GroupIntent {
+        let members: Vec<Member> = ids.iter().map(|id| member(id, 10)).collect();
+        let combined = StagedPart {
+            staging: partition::group_staging_dir("d", "g1").join("part-0.parquet.tmp"),
+            final_path: key().combined_path("g1"),
+            rows: 10 * ids.len() as u64,
+            bytes: 5,
+        };
+        store
+            .put(&combined.staging, bytes::Bytes::from_static(b"PAR1x"))
+            .await
+            .unwrap();
+        intent_for(&key(), "g1", &combined, &members)
+    }
+
+    async fn keys(store: &Store) -> Vec<String> {
+        let mut v: Vec<String> = store
+            .list(&Path::from("d"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    async fn stored_manifest(store: &Store, id: &str) -> Option<Manifest> {
+        store
+            .get_opt(&partition::manifest_path("d", "t", id))
+            .await
+            .unwrap()
+            .map(|b| Manifest::from_slice(&b).unwrap())
+    }
+
+    const FINAL: &str = "d/task_id=t/date=2026-11-29/combined_g1.parquet";
+
+    #[tokio::test]
+    async fn intent_round_trips_and_names_the_combined_file_in_every_manifest() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        assert_eq!(intent.path().as_ref(), "d/_groups/g1.json");
+        assert_eq!(intent.staged, "d/_groups/g1/part-0.parquet.tmp");
+        assert_eq!(intent.final_path, FINAL);
+        for m in &intent.manifests {
+            assert_eq!(
+                m.files,
+                vec![ManifestFile {
+                    path: FINAL.into(),
+                    rows: 10,
+                    bytes: 5,
+                    shared: true
+                }]
+            );
+        }
+        let back = GroupIntent::from_slice(&intent.to_bytes()).unwrap();
+        assert_eq!(back, intent);
+        let text = String::from_utf8(intent.to_bytes().to_vec()).unwrap();
+        assert!(text.contains("\"shared\": true"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn commit_group_publishes_the_file_then_every_manifest_and_drops_the_intent() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        // A crashed earlier run of e1 left a part in place without a manifest.
+        store
+            .put(&key().part_path("e1", 0), bytes::Bytes::from_static(b"old"))
+            .await
+            .unwrap();
+        // Another execution's part stays.
+        store
+            .put(&key().part_path("e10", 0), bytes::Bytes::from_static(b"x"))
+            .await
+            .unwrap();
+        assert_eq!(
+            commit_group(&store, &key(), &intent).await.unwrap(),
+            GroupCommitted::Now
+        );
+        assert_eq!(
+            keys(&store).await,
+            [
+                "d/_manifests/t/e1.json",
+                "d/_manifests/t/e2.json",
+                "d/task_id=t/date=2026-11-29/combined_g1.parquet",
+                "d/task_id=t/date=2026-11-29/e10-0.parquet",
+            ]
+        );
+        for (i, id) in ["e1", "e2"].into_iter().enumerate() {
+            assert_eq!(
+                stored_manifest(&store, id).await.as_ref(),
+                Some(&intent.manifests[i])
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn commit_group_with_a_member_committed_elsewhere_publishes_nothing() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        let theirs = manifest("e2", 10);
+        store
+            .put(&partition::manifest_path("d", "t", "e2"), theirs.to_bytes())
+            .await
+            .unwrap();
+        assert_eq!(
+            commit_group(&store, &key(), &intent).await.unwrap(),
+            GroupCommitted::Abandoned {
+                committed: vec!["e2".into()]
+            }
+        );
+        assert_eq!(keys(&store).await, ["d/_manifests/t/e2.json"]);
+        assert_eq!(stored_manifest(&store, "e2").await, Some(theirs));
+    }
+
+    #[tokio::test]
+    async fn resolve_rolls_forward_when_the_file_is_in_place() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2", "e3"]).await;
+        // Crashed after the rename and the first manifest.
+        store.put(&intent.path(), intent.to_bytes()).await.unwrap();
+        store
+            .rename(&Path::from(intent.staged.as_str()), &Path::from(FINAL))
+            .await
+            .unwrap();
+        store
+            .put(
+                &partition::manifest_path("d", "t", "e1"),
+                intent.manifests[0].to_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            resolve(&store, &intent).await.unwrap(),
+            Resolution::RolledForward
+        );
+        assert_eq!(
+            keys(&store).await,
+            [
+                "d/_manifests/t/e1.json",
+                "d/_manifests/t/e2.json",
+                "d/_manifests/t/e3.json",
+                FINAL,
+            ]
+        );
+        for (i, id) in ["e1", "e2", "e3"].into_iter().enumerate() {
+            assert_eq!(
+                stored_manifest(&store, id).await.as_ref(),
+                Some(&intent.manifests[i])
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn resolve_finishes_the_rename_when_the_file_is_still_staged() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        store.put(&intent.path(), intent.to_bytes()).await.unwrap();
+        assert_eq!(
+            resolve(&store, &intent).await.unwrap(),
+            Resolution::RolledForward
+        );
+        assert_eq!(
+            keys(&store).await,
+            ["d/_manifests/t/e1.json", "d/_manifests/t/e2.json", FINAL]
+        );
+        let published = store.get_opt(&Path::from(FINAL)).await.unwrap().unwrap();
+        assert_eq!(&published[..], b"PAR1x");
+    }
+
+    #[tokio::test]
+    async fn resolve_undoes_an_unpublished_group_whose_member_was_committed_alone() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        store.put(&intent.path(), intent.to_bytes()).await.unwrap();
+        let alone = manifest("e1", 10);
+        store
+            .put(&partition::manifest_path("d", "t", "e1"), alone.to_bytes())
+            .await
+            .unwrap();
+        store
+            .put(&key().part_path("e1", 0), bytes::Bytes::from_static(b"e1"))
+            .await
+            .unwrap();
+        assert_eq!(resolve(&store, &intent).await.unwrap(), Resolution::Undone);
+        assert_eq!(
+            keys(&store).await,
+            [
+                "d/_manifests/t/e1.json",
+                "d/task_id=t/date=2026-11-29/e1-0.parquet"
+            ]
+        );
+        assert_eq!(stored_manifest(&store, "e1").await, Some(alone));
+    }
+
+    #[tokio::test]
+    async fn resolve_drops_an_intent_with_neither_file() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        store
+            .delete(&Path::from(intent.staged.as_str()))
+            .await
+            .unwrap();
+        store.put(&intent.path(), intent.to_bytes()).await.unwrap();
+        assert_eq!(resolve(&store, &intent).await.unwrap(), Resolution::Undone);
+        assert_eq!(keys(&store).await, Vec::<String>::new());
+    }
+
+    fn other_owner() -> lease::Owner {
+        lease::Owner {
+            run_id: "other-run".into(),
+            host: "another-host".into(),
+            boot_id: None,
+            pid: 1,
+            pid_start: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn recovery_leaves_a_group_whose_member_another_live_process_holds() {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        store.put(&intent.path(), intent.to_bytes()).await.unwrap();
+        let theirs = match lease::acquire(
+            &store,
+            &lease::lease_path("d", "t", "e2"),
+            &other_owner(),
+            lease::LEASE_TTL,
+        )
+        .await
+        .unwrap()
+        {
+            Claim::Held(l) => l,
+            other => panic!("{other:?}"),
+        };
+        let me = lease::Owner::this_process("me");
+        let done = recover_groups(&store, "d", &me).await.unwrap();
+        assert_eq!(
+            done,
+            Recovered {
+                skipped: 1,
+                ..Recovered::default()
+            }
+        );
+        assert_eq!(
+            keys(&store).await,
+            [
+                "d/_groups/g1.json",
+                "d/_groups/g1/part-0.parquet.tmp",
+                "d/_leases/t/e2.json",
+            ],
+            "untouched, and e1's lease taken for the attempt was given back"
+        );
+        theirs.release().await;
+        // Once the holder is done, the next recovery finishes it and sweeps the members'
+        // staging.
+        store
+            .put(
+                &Path::from("d/_staging/e1/run-1/part-0.parquet.tmp"),
+                bytes::Bytes::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        let done = recover_groups(&store, "d", &me).await.unwrap();
+        assert_eq!(done.rolled_forward, 1);
+        assert_eq!(
+            keys(&store).await,
+            ["d/_manifests/t/e1.json", "d/_manifests/t/e2.json", FINAL]
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_keeps_a_young_staged_file_without_an_intent() {
+        // A group being written by another process right now has no intent yet.
+        let store = store();
+        staged_intent(&store, &["e1", "e2"]).await;
+        let me = lease::Owner::this_process("me");
+        assert_eq!(
+            recover_groups(&store, "d", &me).await.unwrap(),
+            Recovered::default()
+        );
+        assert_eq!(keys(&store).await, ["d/_groups/g1/part-0.parquet.tmp"]);
+    }
+
+    fn batch(execution_id: &str, rows: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("_titan_execution_id", DataType::Utf8, false),
+            Field::new("_titan_row", DataType::Int64, false),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec![execution_id; rows as usize])),
+                Arc::new(Int64Array::from_iter_values(1..=rows)),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn settings(file_rows: usize) -> WriterSettings {
+        WriterSettings {
+            row_group_rows: 7,
+            file_rows,
+            zstd_level: 1,
+            schema_fingerprint: "f".into(),
+        }
+    }
+
+    async fn staged_member(store: &Store, id: &str, rows: i64) -> Member {
+        let names = PartNames::for_execution(&key(), id, "run-1");
+        let b = batch(id, rows);
+        let mut w = ExecutionWriter::new(store.clone(), names, b.schema(), settings(1000)).unwrap();
+        // In two batches, as a transcode would.
+        w.write(&b.slice(0, 3)).await.unwrap();
+        w.write(&b.slice(3, b.num_rows() - 3)).await.unwrap();
+        let mut parts = w.finish().await.unwrap();
+        assert_eq!(parts.len(), 1);
+        let mut m = member(id, rows as u64);
+        m.part = parts.remove(0);
+        m
+    }
+
+    #[tokio::test]
+    async fn combine_reads_every_member_back_into_one_staged_file() {
+        let store = store();
+        let members = vec![
+            staged_member(&store, "e1", 10).await,
+            staged_member(&store, "e2", 25).await,
+            staged_member(&store, "e3", 4).await,
+        ];
+        // file_rows below the total: a combined file is one file all the same.
+        let combined = combine(&store, &key(), "g1", &members, settings(20))
+            .await
+            .unwrap();
+        assert_eq!(combined.rows, 39);
+        assert_eq!(combined.final_path.as_ref(), FINAL);
+        assert_eq!(combined.staging.as_ref(), "d/_groups/g1/part-0.parquet.tmp");
+        let bytes = store.get_opt(&combined.staging).await.unwrap().unwrap();
+        assert_eq!(bytes.len() as u64, combined.bytes);
+        let mut seen: Vec<(String, i64)> = Vec::new();
+        for b in ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let b = b.unwrap();
+            let ids = b.column(0).as_string::<i32>();
+            let rows = b.column(1).as_primitive::<Int64Type>();
+            for i in 0..b.num_rows() {
+                seen.push((ids.value(i).to_string(), rows.value(i)));
+            }
+        }
+        let mut want = Vec::new();
+        for (id, n) in [("e1", 10), ("e2", 25), ("e3", 4)] {
+            want.extend((1..=n).map(|r| (id.to_string(), r)));
+        }
+        assert_eq!(seen, want);
+    }
+
+    #[tokio::test]
+    async fn combine_refuses_a_part_that_does_not_hold_its_rows() {
+        let store = store();
+        let mut liar = staged_member(&store, "e2", 5).await;
+        liar.part.rows = 6;
+        liar.manifest.rows = 6;
+        let members = vec![staged_member(&store, "e1", 5).await, liar];
+        let err = combine(&store, &key(), "g1", &members, settings(1000))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("holds 5 rows, not 6"), "{err}");
+        // Nothing of the combined file is left staged.
+        assert!(
+            store
+                .list(&partition::group_staging_dir("d", "g1"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
