@@ -461,7 +461,9 @@ struct Waiting {
     lease: Option<Lease>,
 }
 
-/// How processing an execution ended.
+/// How processing an execution ended. (Returned once per execution, never stored: the
+/// size of a report on the stack does not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Done {
     /// With this report (committed, failed, skipped…).
     Report(ExecutionReport),

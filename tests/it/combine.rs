@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow::array::AsArray;
 use titan_connector::config::{Config, Env, Overrides, env::vars};
@@ -13,7 +13,7 @@ use titan_connector::report::{Outcome, RunReport};
 use titan_connector::sim::{self, Scenario};
 use titan_connector::write::Manifest;
 
-use crate::faults::assert_dataset_equals_source;
+use crate::faults::{assert_dataset_equals_source, wait_with_deadline};
 use crate::util::*;
 
 const DATASET: &str = "small";
@@ -365,16 +365,10 @@ async fn many_small_executions_killed_at_random_points_end_as_the_source() {
     }
     assert!(kills >= 8, "only {kills} runs were still going when killed");
     let mut code = None;
-    let started = Instant::now();
     for _ in 0..5 {
         let mut child = spawn_run(dir.path());
-        while started.elapsed() < Duration::from_secs(180) {
-            if let Some(status) = child.try_wait().unwrap() {
-                code = status.code();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        code = wait_with_deadline(&mut child, Duration::from_secs(120));
+        let _ = child.wait();
         if code == Some(0) {
             break;
         }

@@ -198,7 +198,7 @@ fn spawn_run_reporting(dir: &Path, report: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn wait_with_deadline(child: &mut std::process::Child, deadline: Duration) -> Option<i32> {
+pub fn wait_with_deadline(child: &mut std::process::Child, deadline: Duration) -> Option<i32> {
     let until = Instant::now() + deadline;
     while Instant::now() < until {
         if let Some(status) = child.try_wait().unwrap() {
