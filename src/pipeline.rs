@@ -734,6 +734,26 @@ async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
             return Ok(Claimed::Go(None));
         }
     };
+    // Taken over from a crashed holder, which may have been committing it in a group:
+    // settle that group first (recovery at the start of this run may have found the holder
+    // still alive), or the execution could be committed alone next to its published rows.
+    if let Some(before) = lease.taken_over() {
+        info!(
+            execution_id = execution.id,
+            holder = before.describe(),
+            "Lease taken over"
+        );
+        if let Err(e) =
+            group::settle_member(&ctx.store, &task.dataset, &task.task_id, &execution.id).await
+        {
+            warn!(execution_id = execution.id, error = %e, "Could not check for an interrupted group commit");
+            lease.release().await;
+            let mut report = base_report(task, execution);
+            report.outcome = Outcome::Failed;
+            report.error = Some(format!("checking for an interrupted group commit: {e}"));
+            return Ok(Claimed::Skip(report));
+        }
+    }
     // Planned before another process committed it and released the lease?
     let manifest = partition::manifest_path(&task.dataset, &task.task_id, &execution.id);
     if ctx.store.exists(&manifest).await? {

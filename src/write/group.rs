@@ -446,6 +446,45 @@ pub async fn recover_groups(
     Ok(done)
 }
 
+/// For an execution whose lease was just taken over from a holder that crashed (or
+/// stalled): resolves, as recovery does, every interrupted group commit that names it, so
+/// that it is neither committed alone next to rows of it already published in a combined
+/// file, nor left waiting for a recovery that the run start missed (the holder was still
+/// alive then). Returns how many intents were resolved.
+pub async fn settle_member(
+    store: &Store,
+    dataset: &str,
+    task_id: &str,
+    execution_id: &str,
+) -> Result<usize, WriteError> {
+    let prefix = partition::groups_prefix(dataset);
+    let depth = prefix.parts().count() + 1;
+    let mut resolved = 0;
+    for meta in store.list(&prefix).await? {
+        if meta.location.parts().count() != depth || meta.location.extension() != Some("json") {
+            continue;
+        }
+        let Some(bytes) = store.get_opt(&meta.location).await? else {
+            continue;
+        };
+        let Ok(intent) = GroupIntent::from_slice(&bytes) else {
+            continue;
+        };
+        if intent.task_id != task_id || !intent.members().any(|id| id == execution_id) {
+            continue;
+        }
+        let how = resolve(store, &intent).await?;
+        info!(
+            group = intent.group_id,
+            execution_id,
+            resolution = ?how,
+            "Resolved the interrupted group commit of a taken-over execution"
+        );
+        resolved += 1;
+    }
+    Ok(resolved)
+}
+
 /// Takes every member's lease; `None` (and none kept) when another live process holds
 /// one. A store without leases, or lease trouble, gives an empty list: go ahead, as the
 /// commit does.
@@ -856,6 +895,68 @@ mod tests {
             keys(&store).await,
             ["d/_manifests/t/e1.json", "d/_manifests/t/e2.json", FINAL]
         );
+    }
+
+    #[tokio::test]
+    async fn a_taken_over_member_settles_only_the_groups_that_name_it() {
+        let store = store();
+        // Published, manifests not yet written: names e2.
+        let published = staged_intent(&store, &["e1", "e2"]).await;
+        store
+            .put(&published.path(), published.to_bytes())
+            .await
+            .unwrap();
+        store
+            .rename(&Path::from(published.staged.as_str()), &Path::from(FINAL))
+            .await
+            .unwrap();
+        // Another task's intent with an execution of the same id, and one without e2.
+        let mut other_task = published.clone();
+        other_task.task_id = "t2".into();
+        other_task.group_id = "g2".into();
+        store
+            .put(&other_task.path(), other_task.to_bytes())
+            .await
+            .unwrap();
+        let mut without = staged_intent(&store, &["e3"]).await;
+        without.group_id = "g3".into();
+        store
+            .put(&without.path(), without.to_bytes())
+            .await
+            .unwrap();
+
+        assert_eq!(settle_member(&store, "d", "t", "e9").await.unwrap(), 0);
+        assert_eq!(settle_member(&store, "d", "t", "e2").await.unwrap(), 1);
+        assert_eq!(
+            keys(&store).await,
+            [
+                "d/_groups/g1/part-0.parquet.tmp",
+                "d/_groups/g2.json",
+                "d/_groups/g3.json",
+                "d/_manifests/t/e1.json",
+                "d/_manifests/t/e2.json",
+                FINAL,
+            ]
+        );
+        assert_eq!(
+            stored_manifest(&store, "e2").await.as_ref(),
+            Some(&published.manifests[1])
+        );
+        // Neither file any more: the intent goes, every member simply not committed.
+        let store = store_with_an_intent_only().await;
+        assert_eq!(settle_member(&store, "d", "t", "e1").await.unwrap(), 1);
+        assert_eq!(keys(&store).await, Vec::<String>::new());
+    }
+
+    async fn store_with_an_intent_only() -> Store {
+        let store = store();
+        let intent = staged_intent(&store, &["e1", "e2"]).await;
+        store.put(&intent.path(), intent.to_bytes()).await.unwrap();
+        store
+            .delete(&Path::from(intent.staged.as_str()))
+            .await
+            .unwrap();
+        store
     }
 
     #[tokio::test]
