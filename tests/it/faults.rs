@@ -173,7 +173,9 @@ async fn a_fault_soak_ends_with_the_source_row_for_row() {
         report.totals
     );
     eprintln!(
-        "soak: {n_exec} executions, {rows} rows, {} faults, {:?}",
+        "soak: {n_exec} executions, {rows} rows, {} files ({} combined), {} faults, {:?}",
+        report.totals.files,
+        report.totals.combined_files,
         faults.total(),
         started.elapsed()
     );
