@@ -216,6 +216,8 @@ pub async fn acquire_with(
     // Create; if taken, judge the holder; a stale holder is removed and we try again. Three
     // rounds are plenty: losing one means someone else just took it.
     let mut last_seen = None;
+    // The stale lease deleted last, if any: the one a successful create replaces.
+    let mut replaced = None;
     for _ in 0..3 {
         let record = owner.record(Utc::now(), ttl);
         let opts = PutOptions {
@@ -228,12 +230,9 @@ pub async fn acquire_with(
             .await
         {
             Ok(_) => {
-                return Ok(Claim::Held(Lease::start(
-                    store.clone(),
-                    path.clone(),
-                    record,
-                    ttl,
-                )));
+                let mut lease = Lease::start(store.clone(), path.clone(), record, ttl);
+                lease.taken_over = replaced.map(Box::new);
+                return Ok(Claim::Held(lease));
             }
             Err(object_store::Error::NotImplemented { .. }) => return Ok(Claim::Unsupported),
             Err(object_store::Error::AlreadyExists { .. }) => {}
@@ -252,6 +251,7 @@ pub async fn acquire_with(
                     holder = stale.as_ref().map(LeaseRecord::describe).unwrap_or_default(),
                     "Taking over a stale lease"
                 );
+                replaced = Some(stale.clone().unwrap_or_else(|| unreadable(path)));
                 last_seen = stale;
                 delete(store, path).await?;
             }
@@ -261,6 +261,20 @@ pub async fn acquire_with(
         Some(rec) => Claim::Busy(rec),
         None => Claim::Unsupported,
     })
+}
+
+/// Stands for a lease object that could not be parsed (taken over as stale).
+fn unreadable(path: &Path) -> LeaseRecord {
+    LeaseRecord {
+        lease_version: 0,
+        run_id: format!("unknown (unreadable lease `{path}`)"),
+        host: String::new(),
+        boot_id: None,
+        pid: 0,
+        pid_start: None,
+        acquired_at: String::new(),
+        expires_at: String::new(),
+    }
 }
 
 /// The lease object: `None` when absent, `Some(None)` when unreadable.
@@ -325,6 +339,9 @@ pub struct Lease {
     stop: CancellationToken,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     lost: Arc<AtomicBool>,
+    /// The stale lease this one replaced: its holder crashed (or stalled) with the
+    /// execution unfinished, perhaps in the middle of a group commit.
+    taken_over: Option<Box<LeaseRecord>>,
 }
 
 impl Lease {
@@ -347,7 +364,13 @@ impl Lease {
             stop,
             heartbeat: Some(heartbeat),
             lost,
+            taken_over: None,
         }
+    }
+
+    /// The stale lease this one replaced, if it was taken over.
+    pub fn taken_over(&self) -> Option<&LeaseRecord> {
+        self.taken_over.as_deref()
     }
 
     /// The record as first written.
@@ -550,7 +573,17 @@ mod tests {
             panic!("stale lease not taken over");
         };
         assert_eq!(stored(&s, &p).await.unwrap().run_id, "r2");
+        assert_eq!(lease.taken_over().map(|r| r.run_id.as_str()), Some("r1"));
         lease.release().await;
+        // A lease created afresh replaced nothing.
+        let Claim::Held(fresh) = acquire_with(&s, &p, &next, TTL, |_, _| Some(true))
+            .await
+            .unwrap()
+        else {
+            panic!("not acquired");
+        };
+        assert!(fresh.taken_over().is_none());
+        fresh.release().await;
     }
 
     #[tokio::test]

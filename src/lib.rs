@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod combine;
 pub mod config;
 pub mod convert;
 pub mod decode;

@@ -12,6 +12,12 @@ use object_store::path::{Path, PathPart};
 pub const MANIFESTS_DIR: &str = "_manifests";
 /// Folder (under a dataset) where parts are staged before they are moved into place.
 pub const STAGING_DIR: &str = "_staging";
+/// Folder (under a dataset) holding the intent records of group commits (combined files
+/// of many small executions) and the combined files while they are staged.
+pub const GROUPS_DIR: &str = "_groups";
+/// Start of a combined file's name: `combined_<group>.parquet`. It has no `-`, so no
+/// execution's part name (`<execution>-<n>.parquet`) can ever be a combined file's name.
+pub const COMBINED_PREFIX: &str = "combined_";
 
 /// The partition of one execution's rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +36,15 @@ impl PartitionKey {
             PathPart::from(format!("task_id={}", self.task_id)),
             PathPart::from(format!("date={}", self.date)),
         ])
+    }
+
+    /// The final location of the combined file of group `group_id` (a simple UUID):
+    /// `<partition>/combined_<group>.parquet`, never matched by [`is_part_of`].
+    pub fn combined_path(&self, group_id: &str) -> Path {
+        self.prefix().join(PathPart::from(format!(
+            "{COMBINED_PREFIX}{}.parquet",
+            group_id.replace('-', "_")
+        )))
     }
 
     /// The final location of part `n` of `execution_id`.
@@ -90,6 +105,38 @@ pub fn manifest_path(dataset: &str, task_id: &str, execution_id: &str) -> Path {
         PathPart::from(task_id),
         PathPart::from(format!("{execution_id}.json")),
     ])
+}
+
+/// `<dataset>/_manifests/<task>`: every manifest of a task, listed once when planning.
+pub fn manifests_prefix(dataset: &str, task_id: &str) -> Path {
+    Path::from_iter([
+        PathPart::from(dataset),
+        PathPart::from(MANIFESTS_DIR),
+        PathPart::from(task_id),
+    ])
+}
+
+/// `<dataset>/_groups`: the intents of group commits and their staged combined files.
+pub fn groups_prefix(dataset: &str) -> Path {
+    Path::from_iter([PathPart::from(dataset), PathPart::from(GROUPS_DIR)])
+}
+
+/// `<dataset>/_groups/<group>.json`: the intent record of one group commit.
+pub fn group_intent_path(dataset: &str, group_id: &str) -> Path {
+    groups_prefix(dataset).join(PathPart::from(format!("{group_id}.json")))
+}
+
+/// `<dataset>/_groups/<group>`: where the combined file of a group is staged.
+pub fn group_staging_dir(dataset: &str, group_id: &str) -> Path {
+    groups_prefix(dataset).join(PathPart::from(group_id))
+}
+
+/// Whether `location` is a combined file (`combined_<group>.parquet`): the rows of
+/// several executions, told apart by `_titan_execution_id`.
+pub fn is_combined(location: &Path) -> bool {
+    location.filename().is_some_and(|name| {
+        name.starts_with(COMBINED_PREFIX) && name.ends_with(".parquet") && !name.contains('-')
+    })
 }
 
 /// `<dataset>/_rejects/task_id=<task>/<execution>.jsonl`: quarantined rows.
@@ -191,6 +238,49 @@ mod tests {
         assert!(!is_part_of(&k.part_path("e1", 0), "e"));
         assert!(!is_part_of(&k.part_path("e10", 0), "e1"));
         assert!(!is_part_of(&Path::from("d/e1-0.parquet.tmp"), "e1"));
+    }
+
+    #[test]
+    fn combined_files_are_never_parts_of_an_execution() {
+        let k = key("t");
+        let group = uuid::Uuid::new_v4().simple().to_string();
+        let combined = k.combined_path(&group);
+        assert_eq!(
+            combined.as_ref(),
+            format!("products/task_id=t/date=2026-11-28/combined_{group}.parquet")
+        );
+        assert!(is_combined(&combined));
+        // Whatever an execution is called — even after the combined file, or all digits —
+        // its part names end in `-<n>.parquet`, and a combined name has no `-` at all.
+        let name = combined.filename().unwrap().to_string();
+        let stem = name.strip_suffix(".parquet").unwrap().to_string();
+        for id in [
+            "combined".to_string(),
+            "combined_".to_string(),
+            stem.clone(),
+            group.clone(),
+            format!("combined_{}", &group[..group.len() - 1]),
+            String::new(),
+            "0".to_string(),
+        ] {
+            assert!(!is_part_of(&combined, &id), "{id:?} matched {combined}");
+        }
+        // A group id that itself holds dashes (a hyphenated UUID) still yields no `-`.
+        let hyphenated = k.combined_path("6f1c-22aa-0");
+        assert!(!hyphenated.filename().unwrap().contains('-'));
+        assert!(!is_part_of(&hyphenated, "combined_6f1c_22aa"));
+        assert!(is_combined(&hyphenated));
+        // And an execution's parts are not combined files, not even one named like it.
+        assert!(!is_combined(&k.part_path("combined_x", 0)));
+        assert!(!is_combined(&k.part_path("e1", 0)));
+        assert_eq!(
+            group_intent_path("products", "g1").as_ref(),
+            "products/_groups/g1.json"
+        );
+        assert_eq!(
+            manifests_prefix("products", "t").as_ref(),
+            "products/_manifests/t"
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! execution is recorded and the others go on; only errors that doom every request
 //! (authentication, an unreachable API while planning) end the run early.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -13,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{ApiError, ApiErrorKind, Execution, TitanClient};
+use crate::combine::{Combiners, GroupKey};
 use crate::config::Config;
 use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
@@ -28,7 +30,11 @@ use crate::store::{Store, StoreError};
 use crate::tasks::{self, ExecutionSelector, TaskSpec};
 use crate::transcode::{BadRows, MediaStage, Spool, TranscodeError, Transcoded, transcode};
 use crate::waiter;
-use crate::write::{self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, WriterSettings};
+use crate::write::group::{self, GroupCommitted};
+use crate::write::{
+    self, ExecutionWriter, Manifest, ManifestFile, ManifestStatus, Member, StagedPart,
+    WriterSettings,
+};
 
 /// Errors that end a whole run.
 #[derive(Debug, thiserror::Error)]
@@ -189,39 +195,14 @@ pub async fn run_with_progress(
         "Starting run"
     );
 
+    let owner = lease::Owner::this_process(&run_id);
     let mut tasks_failed = Vec::new();
     let mut reports = Vec::new();
     let mut work = Vec::new();
+    let mut planned_tasks = Vec::new();
     for spec in &cfg.tasks {
         match plan_task(&client, spec).await {
-            Ok(planned) => {
-                let info = Arc::new(PlannedTaskInfo {
-                    task_id: planned.spec.id.clone(),
-                    dataset: planned.dataset.clone(),
-                    schema: Arc::clone(&planned.schema),
-                    format: planned.spec.format,
-                    bad_rows: planned.spec.bad_rows,
-                    evolution: planned.spec.evolution,
-                });
-                for execution in planned.executions {
-                    if let Some(shard) = cfg.shard
-                        && !shard.owns(&execution.id)
-                    {
-                        continue;
-                    }
-                    let manifest =
-                        partition::manifest_path(&info.dataset, &info.task_id, &execution.id);
-                    if store.exists(&manifest).await? {
-                        info!(execution_id = execution.id, "Already ingested, skipping");
-                        reports.push(base_report(&info, &execution));
-                        continue;
-                    }
-                    work.push(WorkItem {
-                        task: Arc::clone(&info),
-                        execution,
-                    });
-                }
-            }
+            Ok(planned) => planned_tasks.push(planned),
             Err(PlanError::Api(e))
                 if matches!(e.kind(), ApiErrorKind::Auth | ApiErrorKind::Unreachable) =>
             {
@@ -234,6 +215,59 @@ pub async fn run_with_progress(
                     error: e.to_string(),
                 });
             }
+        }
+    }
+    // Group commits a crashed run left half done are finished or undone first, so that
+    // the manifests listed below are the final word on what is committed.
+    if !cfg.dry_run {
+        let mut datasets: Vec<&str> = planned_tasks.iter().map(|p| p.dataset.as_str()).collect();
+        datasets.sort_unstable();
+        datasets.dedup();
+        for dataset in datasets {
+            let done = group::recover_groups(&store, dataset, &owner)
+                .await
+                .map_err(|e| {
+                    RunError::Other(format!(
+                        "finishing interrupted group commits of dataset `{dataset}`: {e}"
+                    ))
+                })?;
+            if done != group::Recovered::default() {
+                info!(dataset, ?done, "Recovered interrupted group commits");
+            }
+        }
+    }
+    for planned in planned_tasks {
+        let info = Arc::new(PlannedTaskInfo {
+            task_id: planned.spec.id.clone(),
+            dataset: planned.dataset.clone(),
+            schema: Arc::clone(&planned.schema),
+            format: planned.spec.format,
+            bad_rows: planned.spec.bad_rows,
+            evolution: planned.spec.evolution,
+        });
+        // One LIST of the task's manifests instead of a HEAD per execution.
+        let committed: HashSet<String> = store
+            .list(&partition::manifests_prefix(&info.dataset, &info.task_id))
+            .await?
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        for execution in planned.executions {
+            if let Some(shard) = cfg.shard
+                && !shard.owns(&execution.id)
+            {
+                continue;
+            }
+            let manifest = partition::manifest_path(&info.dataset, &info.task_id, &execution.id);
+            if committed.contains(manifest.as_ref()) {
+                info!(execution_id = execution.id, "Already ingested, skipping");
+                reports.push(base_report(&info, &execution));
+                continue;
+            }
+            work.push(WorkItem {
+                task: Arc::clone(&info),
+                execution,
+            });
         }
     }
 
@@ -250,11 +284,12 @@ pub async fn run_with_progress(
         store: store.clone(),
         cfg: cfg.clone(),
         run_id: run_id.clone(),
-        owner: lease::Owner::this_process(&run_id),
+        owner,
         shutdown: shutdown.clone(),
         media: media.clone(),
         media_store,
         progress,
+        combiners: Mutex::new(Combiners::new(cfg.combine, cfg.run.file_rows as u64)),
     });
     let mut results = futures::stream::iter(work.into_iter().map(|item| {
         let ctx = Arc::clone(&ctx);
@@ -262,24 +297,38 @@ pub async fn run_with_progress(
             let id = item.execution.id.clone();
             ctx.progress.execution(&id);
             let r = process(&ctx, item).await;
-            let outcome = r.as_ref().map_or(Outcome::Failed, |report| report.outcome);
-            ctx.progress.finish(&id, outcome);
+            if r.is_err() {
+                ctx.progress.finish(&id, Outcome::Failed);
+            }
             r
         }
     }))
     .take_until(shutdown.clone().cancelled_owned())
     .buffer_unordered(cfg.run.concurrency)
     .boxed();
+    let mut fatal = None;
     while let Some(r) = results.next().await {
         match r {
-            Ok(report) => reports.push(report),
-            Err(fatal) => {
-                ctx.progress.clear();
-                return Err(fatal);
+            Ok(done) => reports.extend(done),
+            Err(e) => {
+                fatal = Some(e);
+                break;
             }
         }
     }
+    drop(results);
+    // What is staged is committed, also when the run is interrupted or must stop: it
+    // needs no API, and the next run would only download it again.
+    let open = lock(&ctx.combiners).drain();
+    let mut flushes = futures::stream::iter(open.into_iter().map(|g| flush(&ctx, g)))
+        .buffer_unordered(cfg.run.concurrency);
+    while let Some(done) = flushes.next().await {
+        reports.extend(done);
+    }
     ctx.progress.clear();
+    if let Some(e) = fatal {
+        return Err(e);
+    }
 
     let stats = client.stats();
     let media_stats = media.stats();
@@ -396,6 +445,30 @@ struct Ctx {
     media_store: Store,
     /// The terminal display; a no-op unless stderr is a terminal.
     progress: Progress,
+    /// Small executions waiting, staged and leased, to be combined into shared files.
+    combiners: Mutex<Combiners<Waiting>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A small execution, staged and still leased, waiting in a combiner for its group.
+struct Waiting {
+    key: PartitionKey,
+    member: Member,
+    report: ExecutionReport,
+    lease: Option<Lease>,
+}
+
+/// How processing an execution ended. (Returned once per execution, never stored: the
+/// size of a report on the stack does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    /// With this report (committed, failed, skipped…).
+    Report(ExecutionReport),
+    /// Staged and small: to be committed with others (the lease is added by the caller).
+    Staged(Box<Waiting>),
 }
 
 /// Whether this process goes ahead with an execution.
@@ -408,13 +481,39 @@ enum Claimed {
 
 /// Processes one execution under its lease, so another connector process on the same store
 /// neither waits for nor downloads it too. `Err` only for errors that must stop the run.
-async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError> {
+/// Returns the reports of executions that ended: this one's, unless it waits (staged) in a
+/// combiner, and those of any group its arrival completed.
+async fn process(ctx: &Ctx, item: WorkItem) -> Result<Vec<ExecutionReport>, RunError> {
     let lease = match claim(ctx, &item).await? {
         Claimed::Go(lease) => lease,
-        Claimed::Skip(report) => return Ok(report),
+        Claimed::Skip(report) => {
+            ctx.progress.finish(&report.execution_id, report.outcome);
+            return Ok(vec![report]);
+        }
     };
     let (dataset, execution_id) = (item.task.dataset.clone(), item.execution.id.clone());
-    let result = process_claimed(ctx, item).await;
+    let result = match process_claimed(ctx, item).await {
+        Ok(Done::Staged(mut waiting)) => {
+            // Staged part, manifest draft and lease go to the combiner; the group's commit
+            // cleans up and releases.
+            waiting.lease = lease;
+            let key = GroupKey {
+                dataset: waiting.key.dataset.clone(),
+                task_id: waiting.key.task_id.clone(),
+                date: waiting.key.date.clone(),
+                schema_fingerprint: waiting.member.manifest.schema_fingerprint.clone(),
+            };
+            let (rows, bytes) = (waiting.member.part.rows, waiting.member.part.bytes);
+            let due = lock(&ctx.combiners).add(key, *waiting, rows, bytes);
+            let mut reports = Vec::new();
+            for g in due {
+                reports.extend(flush(ctx, g).await);
+            }
+            return Ok(reports);
+        }
+        Ok(Done::Report(report)) => Ok(report),
+        Err(e) => Err(e),
+    };
     // With the lease still ours no other process works on the execution: whatever crashed
     // or interrupted runs (and this one) left in staging is garbage.
     let leased = match &lease {
@@ -429,7 +528,186 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError>
     if let Some(l) = lease {
         l.release().await;
     }
-    result
+    if let Ok(report) = &result {
+        ctx.progress.finish(&report.execution_id, report.outcome);
+    }
+    result.map(|r| vec![r])
+}
+
+/// Commits a group of waiting executions: as one combined file when there are at least
+/// two whose leases are still ours, else (and for whatever cannot join) each alone. Then
+/// cleans up their staging and releases their leases.
+async fn flush(ctx: &Ctx, group: Vec<Waiting>) -> Vec<ExecutionReport> {
+    let mut done = Vec::with_capacity(group.len());
+    let mut alone = Vec::new();
+    let mut held = Vec::new();
+    for w in group {
+        // A lease lost to a stall may have let another process commit the execution alone.
+        let ours = match &w.lease {
+            Some(l) => l.still_held().await.unwrap_or(false),
+            None => true,
+        };
+        if ours { held.push(w) } else { alone.push(w) }
+    }
+    if held.len() >= 2 {
+        match commit_combined(ctx, &mut held).await {
+            Ok(None) => done.append(&mut held),
+            Ok(Some(committed)) => {
+                for mut w in held.drain(..) {
+                    if committed.contains(&w.report.execution_id) {
+                        w.report.outcome = Outcome::AlreadyIngested;
+                        done.push(w);
+                    } else {
+                        alone.push(w);
+                    }
+                }
+            }
+            Err(GroupFailed::Before(e)) => {
+                warn!(error = %e, members = held.len(), "Could not combine; committing each alone");
+                alone.append(&mut held);
+            }
+            Err(GroupFailed::During(e)) => {
+                // The next run's recovery finishes or undoes what the intent records.
+                warn!(error = %e, members = held.len(), "Group commit failed");
+                for mut w in held.drain(..) {
+                    w.report.outcome = Outcome::Failed;
+                    w.report.error = Some(format!("group commit: {e}"));
+                    done.push(w);
+                }
+            }
+        }
+    } else {
+        alone.append(&mut held);
+    }
+    for mut w in alone {
+        commit_alone(ctx, &mut w).await;
+        done.push(w);
+    }
+    let mut reports = Vec::with_capacity(done.len());
+    for w in done {
+        let id = w.report.execution_id.as_str();
+        let leased = match &w.lease {
+            Some(l) => l.still_held().await.unwrap_or(false),
+            None => false,
+        };
+        if let Err(e) =
+            write::sweep_staging(&ctx.store, &w.key.dataset, id, &ctx.run_id, leased).await
+        {
+            warn!(execution_id = id, error = %e, "Could not clean up staging");
+        }
+        if let Some(l) = w.lease {
+            l.release().await;
+        }
+        ctx.progress.finish(id, w.report.outcome);
+        reports.push(w.report);
+    }
+    reports
+}
+
+/// Why a group was not committed.
+enum GroupFailed {
+    /// Before anything was recorded: the members can still be committed alone.
+    Before(write::WriteError),
+    /// While committing: the intent may exist, and its combined file may be in place.
+    During(write::WriteError),
+}
+
+/// Writes and commits one combined file for `members` (at least two, one partition and
+/// schema). `Ok(None)`: committed, reports filled in; `Ok(Some(ids))`: not committed, as
+/// these members were committed by another process meanwhile.
+async fn commit_combined(
+    ctx: &Ctx,
+    members: &mut [Waiting],
+) -> Result<Option<Vec<String>>, GroupFailed> {
+    let key = members[0].key.clone();
+    let group_id = group::new_group_id();
+    let parts: Vec<Member> = members.iter().map(|w| w.member.clone()).collect();
+    let settings = WriterSettings {
+        row_group_rows: ctx.cfg.run.row_group_rows,
+        file_rows: ctx.cfg.run.file_rows,
+        zstd_level: write::DEFAULT_ZSTD_LEVEL,
+        schema_fingerprint: parts[0].manifest.schema_fingerprint.clone(),
+    };
+    let combined = group::combine(&ctx.store, &key, &group_id, &parts, settings)
+        .await
+        .map_err(GroupFailed::Before)?;
+    let mut intent = group::intent_for(&key, &group_id, &combined, &parts);
+    let committed_at = now_rfc3339();
+    for m in &mut intent.manifests {
+        m.committed_at = committed_at.clone();
+    }
+    match group::commit_group(&ctx.store, &key, &intent).await {
+        Ok(GroupCommitted::Now) => {}
+        Ok(GroupCommitted::Abandoned { committed }) => {
+            info!(
+                ?committed,
+                "Members committed by another run meanwhile; group not combined"
+            );
+            return Ok(Some(committed));
+        }
+        Err(e) => return Err(GroupFailed::During(e)),
+    }
+    let total_rows: u64 = members.iter().map(|w| w.member.manifest.rows).sum();
+    let mut bytes_left = combined.bytes;
+    let n = members.len();
+    for (i, w) in members.iter_mut().enumerate() {
+        let rows = w.member.manifest.rows;
+        // The file's bytes shared by rows, so the run's byte total is the file's size.
+        let share = if i + 1 == n {
+            bytes_left
+        } else {
+            (u128::from(combined.bytes) * u128::from(rows) / u128::from(total_rows.max(1))) as u64
+        };
+        bytes_left -= share.min(bytes_left);
+        let r = &mut w.report;
+        r.outcome = Outcome::Ingested;
+        r.rows = rows;
+        r.files = vec![combined.final_path.to_string()];
+        r.bytes = share;
+    }
+    info!(
+        file = %combined.final_path,
+        executions = n,
+        rows = total_rows,
+        bytes = combined.bytes,
+        "Committed a combined file"
+    );
+    Ok(None)
+}
+
+/// Commits a waiting execution by itself, as if it had never waited.
+async fn commit_alone(ctx: &Ctx, w: &mut Waiting) {
+    let part = std::slice::from_ref(&w.member.part);
+    match write::commit(&ctx.store, &w.key, part, &w.member.manifest).await {
+        Ok(write::Committed::Now) => committed_alone(&mut w.report, &w.member.manifest, part),
+        Ok(write::Committed::ByAnother) => {
+            info!(
+                execution_id = w.report.execution_id,
+                "Committed by another run meanwhile; ours discarded"
+            );
+            w.report.outcome = Outcome::AlreadyIngested;
+        }
+        Err(e) => {
+            warn!(execution_id = w.report.execution_id, error = %e, "Execution not ingested");
+            w.report.outcome = Outcome::Failed;
+            w.report.error = Some(e.to_string());
+        }
+    }
+}
+
+/// Fills in the report of an execution committed by itself.
+fn committed_alone(report: &mut ExecutionReport, manifest: &Manifest, parts: &[StagedPart]) {
+    report.outcome = Outcome::Ingested;
+    report.rows = manifest.rows;
+    report.files = manifest.files.iter().map(|f| f.path.clone()).collect();
+    report.bytes = manifest.files.iter().map(|f| f.bytes).sum();
+    info!(
+        execution_id = manifest.execution_id,
+        rows = manifest.rows,
+        files = parts.len(),
+        status = manifest.execution_status,
+        "Ingested execution"
+    );
 }
 
 /// Takes the execution's lease. Store trouble with leases only costs the optimisation: the
@@ -456,6 +734,26 @@ async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
             return Ok(Claimed::Go(None));
         }
     };
+    // Taken over from a crashed holder, which may have been committing it in a group:
+    // settle that group first (recovery at the start of this run may have found the holder
+    // still alive), or the execution could be committed alone next to its published rows.
+    if let Some(before) = lease.taken_over() {
+        info!(
+            execution_id = execution.id,
+            holder = before.describe(),
+            "Lease taken over"
+        );
+        if let Err(e) =
+            group::settle_member(&ctx.store, &task.dataset, &task.task_id, &execution.id).await
+        {
+            warn!(execution_id = execution.id, error = %e, "Could not check for an interrupted group commit");
+            lease.release().await;
+            let mut report = base_report(task, execution);
+            report.outcome = Outcome::Failed;
+            report.error = Some(format!("checking for an interrupted group commit: {e}"));
+            return Ok(Claimed::Skip(report));
+        }
+    }
     // Planned before another process committed it and released the lease?
     let manifest = partition::manifest_path(&task.dataset, &task.task_id, &execution.id);
     if ctx.store.exists(&manifest).await? {
@@ -470,7 +768,7 @@ async fn claim(ctx: &Ctx, item: &WorkItem) -> Result<Claimed, RunError> {
 }
 
 /// Waits for and ingests one execution. `Err` only for errors that must stop the run.
-async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, RunError> {
+async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<Done, RunError> {
     let WorkItem { task, execution } = item;
     let mut report = base_report(&task, &execution);
     report.outcome = Outcome::Failed;
@@ -487,7 +785,7 @@ async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, R
             }
             warn!(execution_id = report.execution_id, error = %e, "Waiting failed");
             report.error = Some(e.to_string());
-            return Ok(report);
+            return Ok(Done::Report(report));
         }
     };
     report.wait_ms = wait_start.elapsed().as_millis() as u64;
@@ -498,17 +796,24 @@ async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<ExecutionReport, R
     } else {
         record_no_results(ctx, &task, &finished).await.map(|()| {
             report.outcome = Outcome::NoResults;
+            None
         })
     };
     report.ingest_ms = ingest_start.elapsed().as_millis() as u64;
     match result {
-        Ok(()) => Ok(report),
+        Ok(None) => Ok(Done::Report(report)),
+        Ok(Some((key, member))) => Ok(Done::Staged(Box::new(Waiting {
+            key,
+            member,
+            report,
+            lease: None,
+        }))),
         Err(e) if e.api_kind() == Some(ApiErrorKind::Auth) => Err(fatal(e)),
         Err(e) => {
             warn!(execution_id = report.execution_id, error = %e, "Execution not ingested");
             report.outcome = Outcome::Failed;
             report.error = Some(e.to_string());
-            Ok(report)
+            Ok(Done::Report(report))
         }
     }
 }
@@ -539,12 +844,14 @@ fn fatal(e: IngestError) -> RunError {
     }
 }
 
+/// Downloads, transcodes and commits one execution; `Some` when it is small enough to be
+/// combined with others instead: staged, with its manifest draft, not committed.
 async fn ingest(
     ctx: &Ctx,
     task: &PlannedTaskInfo,
     execution: &Execution,
     report: &mut ExecutionReport,
-) -> Result<(), IngestError> {
+) -> Result<Option<(PartitionKey, Member)>, IngestError> {
     let execution_id = execution.id.as_str();
     let key = PartitionKey {
         dataset: task.dataset.clone(),
@@ -589,6 +896,7 @@ async fn ingest(
             path: p.final_path.to_string(),
             rows: p.rows,
             bytes: p.bytes,
+            shared: false,
         })
         .collect();
     manifest.rows = rows;
@@ -613,26 +921,31 @@ async fn ingest(
         manifest.rejects_path = Some(target.to_string());
     }
     ctx.progress.execution(execution_id).committing();
+    let bytes: u64 = parts.iter().map(|p| p.bytes).sum();
+    if ctx
+        .cfg
+        .combine
+        .eligible(parts.len(), rows, bytes, ctx.cfg.run.file_rows as u64)
+        && let [part] = parts.as_slice()
+    {
+        return Ok(Some((
+            key,
+            Member {
+                part: part.clone(),
+                manifest,
+            },
+        )));
+    }
     if write::commit(&ctx.store, &key, &parts, &manifest).await? == write::Committed::ByAnother {
         info!(
             execution_id,
             "Committed by another run meanwhile; ours discarded"
         );
         report.outcome = Outcome::AlreadyIngested;
-        return Ok(());
+        return Ok(None);
     }
-    report.outcome = Outcome::Ingested;
-    report.rows = rows;
-    report.files = manifest.files.iter().map(|f| f.path.clone()).collect();
-    report.bytes = manifest.files.iter().map(|f| f.bytes).sum();
-    info!(
-        execution_id,
-        rows,
-        files = parts.len(),
-        status = execution.status.as_str(),
-        "Ingested execution"
-    );
-    Ok(())
+    committed_alone(report, &manifest, &parts);
+    Ok(None)
 }
 
 /// One successful download of an export, staged and ready to commit.

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-/// Report format version; bump on incompatible changes.
+/// Report format version; bump on incompatible changes (added fields are compatible).
 pub const REPORT_VERSION: u32 = 1;
 
 /// How one execution ended in this run.
@@ -86,8 +86,13 @@ pub struct Totals {
     pub failed_tasks: usize,
     pub rows: u64,
     pub rejected_rows: u64,
+    /// Files written (a combined file counts once, however many executions it holds).
     pub files: usize,
+    /// Of `files`, combined files: the rows of several small executions each.
+    pub combined_files: usize,
     pub bytes: u64,
+    /// Executions that ended with an outcome (all but `planned`) per second of the run.
+    pub executions_per_second: f64,
     pub api_requests: u64,
     pub api_retries: u64,
     /// Export downloads repeated after a broken or bad body.
@@ -124,6 +129,7 @@ impl RunReport {
         };
         t.executions = self.executions.len();
         t.failed_tasks = self.tasks_failed.len();
+        let mut files = std::collections::HashSet::new();
         for e in &self.executions {
             match e.outcome {
                 Outcome::Ingested => t.ingested += 1,
@@ -137,9 +143,18 @@ impl RunReport {
             if e.outcome == Outcome::Ingested {
                 t.rows += e.rows;
                 t.rejected_rows += e.rejected_rows;
-                t.files += e.files.len();
+                files.extend(e.files.iter().map(String::as_str));
                 t.bytes += e.bytes;
             }
+        }
+        t.files = files.len();
+        t.combined_files = files
+            .iter()
+            .filter(|f| crate::partition::is_combined(&object_store::path::Path::from(**f)))
+            .count();
+        if self.duration_ms > 0 {
+            let ended = t.executions - t.planned;
+            t.executions_per_second = ended as f64 * 1000.0 / self.duration_ms as f64;
         }
         self.totals = t;
     }
@@ -153,8 +168,13 @@ impl RunReport {
     /// A few lines for people.
     pub fn summary(&self) -> String {
         let t = &self.totals;
+        let combined = if t.combined_files > 0 {
+            format!(" ({} combined)", t.combined_files)
+        } else {
+            String::new()
+        };
         let mut s = format!(
-            "{} execution(s): {} ingested ({} rows, {} files, {}), {} already ingested, {} without results, {} failed",
+            "{} execution(s): {} ingested ({} rows, {} files{combined}, {}), {} already ingested, {} without results, {} failed",
             t.executions,
             t.ingested,
             t.rows,
@@ -166,6 +186,9 @@ impl RunReport {
         );
         if t.leased > 0 {
             s.push_str(&format!(", {} leased by another run", t.leased));
+        }
+        if self.duration_ms > 0 {
+            s.push_str(&format!("; {:.1} executions/s", t.executions_per_second));
         }
         if t.planned > 0 {
             s.push_str(&format!(
@@ -301,5 +324,53 @@ mod tests {
         r.tally();
         assert!(r.has_failures());
         assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn a_combined_file_counts_once_and_the_rate_is_per_wall_second() {
+        let shared = "d/task_id=t/date=2026-11-29/combined_0a1b.parquet".to_string();
+        let mut a = exec(Outcome::Ingested, 100);
+        a.files = vec![shared.clone()];
+        a.bytes = 600;
+        let mut b = exec(Outcome::Ingested, 50);
+        b.files = vec![shared];
+        b.bytes = 300;
+        let mut alone = exec(Outcome::Ingested, 7);
+        alone.files = vec!["d/task_id=t/date=2026-11-29/e-0.parquet".into()];
+        let mut r = RunReport {
+            report_version: REPORT_VERSION,
+            connector_version: "x".into(),
+            run_id: "r".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_ms: 2_000,
+            store: "s".into(),
+            totals: Totals::default(),
+            tasks_failed: vec![],
+            interrupted: false,
+            executions: vec![a, b, alone, exec(Outcome::AlreadyIngested, 0)],
+        };
+        r.tally();
+        let t = &r.totals;
+        assert_eq!(
+            (t.files, t.combined_files, t.rows, t.bytes),
+            (2, 1, 157, 910)
+        );
+        assert_eq!(t.executions_per_second, 2.0);
+        assert!(
+            r.summary().starts_with(
+                "4 execution(s): 3 ingested (157 rows, 2 files (1 combined), 910 B), \
+                 1 already ingested, 0 without results, 0 failed; 2.0 executions/s"
+            ),
+            "{}",
+            r.summary()
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["totals"]["executions_per_second"], 2.0);
+        assert_eq!(json["totals"]["combined_files"], 1);
+        // Planned executions (a dry run) have not ended: they do not count.
+        r.executions.push(exec(Outcome::Planned, 0));
+        r.tally();
+        assert_eq!(r.totals.executions_per_second, 2.0);
     }
 }

@@ -58,6 +58,11 @@ batch_rows = 8192
 row_group_rows = 131072
 # Rows per Parquet file before the next part starts.
 file_rows = 1048576
+# Executions with less output than this (MiB) share combined files with other small
+# executions of their partition; each manifest still lists its rows. 0 disables combining.
+combine_below_mb = 8
+# A combined file is written once its executions' output reaches this (MiB).
+combine_target_mb = 64
 # Rows that don't fit the schema: "quarantine" (to _rejects/), "skip" or "fail".
 on_bad_row = "quarantine"
 # Fail an execution whose share of rejected rows is larger (0 to 1). Default: no limit.

@@ -38,6 +38,8 @@ pub const LAYERED_KEYS: &[&str] = &[
     "run.batch_rows",
     "run.row_group_rows",
     "run.file_rows",
+    "run.combine_below_mb",
+    "run.combine_target_mb",
     "run.on_bad_row",
     "run.max_reject_ratio",
     "wait.poll_interval",

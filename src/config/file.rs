@@ -80,6 +80,11 @@ pub struct RunSection {
     pub row_group_rows: Option<usize>,
     /// Rows per Parquet file before rolling to the next part.
     pub file_rows: Option<usize>,
+    /// Executions whose staged output is smaller than this (MiB) share combined files
+    /// with other small executions of their partition; 0 disables combining.
+    pub combine_below_mb: Option<f64>,
+    /// A combined file is written once its executions' staged output reaches this (MiB).
+    pub combine_target_mb: Option<f64>,
     /// Default for tasks: `quarantine` (default), `skip` or `fail`.
     pub on_bad_row: Option<crate::schema::BadRowPolicy>,
     /// Default for tasks: fail an execution whose rejected rows exceed this share (0–1).

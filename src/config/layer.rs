@@ -50,6 +50,12 @@ pub(super) fn apply(
     l.set("run.batch_rows", &mut f.run.batch_rows, number)?;
     l.set("run.row_group_rows", &mut f.run.row_group_rows, number)?;
     l.set("run.file_rows", &mut f.run.file_rows, number)?;
+    l.set("run.combine_below_mb", &mut f.run.combine_below_mb, number)?;
+    l.set(
+        "run.combine_target_mb",
+        &mut f.run.combine_target_mb,
+        number,
+    )?;
     l.set("run.on_bad_row", &mut f.run.on_bad_row, word)?;
     l.set("run.max_reject_ratio", &mut f.run.max_reject_ratio, number)?;
     l.set("wait.poll_interval", &mut f.wait.poll_interval, duration)?;

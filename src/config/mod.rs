@@ -132,6 +132,8 @@ pub struct Config {
     pub run: RunOptions,
     pub wait: WaitPolicy,
     pub media: MediaConfig,
+    /// `[run] combine_below_mb` / `combine_target_mb`: small executions share files.
+    pub combine: crate::combine::CombineSettings,
     pub tasks: Vec<TaskSpec>,
     /// This worker's share of the executions, if the work is split.
     pub shard: Option<Shard>,
@@ -334,6 +336,27 @@ impl Config {
                 return Err(invalid(field, "must be at least 1".to_string()));
             }
         }
+        let below_mb = file
+            .run
+            .combine_below_mb
+            .unwrap_or(crate::combine::DEFAULT_COMBINE_BELOW_MB);
+        let target_mb = file
+            .run
+            .combine_target_mb
+            .unwrap_or(crate::combine::DEFAULT_COMBINE_TARGET_MB);
+        if !(below_mb.is_finite() && below_mb >= 0.0) {
+            return Err(invalid(
+                "run.combine_below_mb",
+                format!("{below_mb} is not a size in MiB (0 disables combining)"),
+            ));
+        }
+        if !(target_mb.is_finite() && target_mb > 0.0) {
+            return Err(invalid(
+                "run.combine_target_mb",
+                format!("{target_mb} is not a size in MiB greater than 0"),
+            ));
+        }
+        let combine = crate::combine::CombineSettings::from_mb(below_mb, target_mb);
 
         // [wait]
         let mut wait = WaitPolicy::default();
@@ -460,6 +483,7 @@ impl Config {
             run,
             wait,
             media,
+            combine,
             tasks: specs,
             shard: overrides.shard,
             dry_run: overrides.dry_run,

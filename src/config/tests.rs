@@ -211,3 +211,43 @@ fn a_zero_from_the_environment_is_caught_like_one_from_the_file() {
         "invalid `run.file_rows` in `/etc/titan/titan.toml`: must be at least 1"
     );
 }
+
+#[test]
+fn combining_is_on_by_default_set_in_mib_and_off_at_zero() {
+    let cfg = load(TASK, &env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(cfg.combine, crate::combine::CombineSettings::default());
+    assert_eq!(
+        (cfg.combine.below_bytes, cfg.combine.target_bytes),
+        (8 << 20, 64 << 20)
+    );
+    let text = format!("[run]\ncombine_below_mb = 0.5\ncombine_target_mb = 2\n{TASK}");
+    let cfg = load(&text, &env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(
+        (cfg.combine.below_bytes, cfg.combine.target_bytes),
+        (512 * 1024, 2 << 20)
+    );
+    let cfg = load(
+        &text,
+        &env(&[("TITAN_CONNECTOR_RUN_COMBINE_BELOW_MB", "0")]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert!(!cfg.combine.enabled());
+    let err = load(
+        TASK,
+        &env(&[("TITAN_CONNECTOR_RUN_COMBINE_TARGET_MB", "0")]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid environment variable `TITAN_CONNECTOR_RUN_COMBINE_TARGET_MB`: 0 is not a size in MiB greater than 0"
+    );
+    let err = load(
+        &format!("[run]\ncombine_below_mb = -1\n{TASK}"),
+        &env(&[]),
+        &Overrides::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("`run.combine_below_mb`"), "{err}");
+}

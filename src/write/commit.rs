@@ -138,6 +138,7 @@ mod tests {
                     path: (*f).into(),
                     rows: 1,
                     bytes: 1,
+                    shared: false,
                 })
                 .collect(),
             rows: files.len() as u64,

@@ -25,8 +25,15 @@ pub enum ManifestStatus {
 pub struct ManifestFile {
     /// Key relative to the store root.
     pub path: String,
+    /// This execution's rows in the file.
     pub rows: u64,
+    /// Size of the whole file (for a `shared` file, with the other executions' rows).
     pub bytes: u64,
+    /// This file also holds other executions' rows (a combined file of many small
+    /// executions, `combined_<group>.parquet`); select this execution's rows by
+    /// `_titan_execution_id`. Absent (false) for a file of this execution alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 /// The commit record of one execution.
@@ -107,6 +114,7 @@ mod tests {
                 path: "products/task_id=t/date=2026-01-01/e-0.parquet".into(),
                 rows: 10,
                 bytes: 1234,
+                shared: false,
             }],
             rows: 10,
             records_read: 10,
@@ -123,5 +131,25 @@ mod tests {
         assert_eq!(back, m);
         let text = String::from_utf8(m.to_bytes().to_vec()).unwrap();
         assert!(text.contains("\"status\": \"ingested\""), "{text}");
+        // A file of the execution alone says nothing about sharing: older readers and
+        // older manifests look the same.
+        assert!(!text.contains("shared"), "{text}");
+    }
+
+    #[test]
+    fn a_shared_file_says_so_and_older_manifests_read_as_not_shared() {
+        let file = ManifestFile {
+            path: "p/task_id=t/date=2026-01-01/combined_g.parquet".into(),
+            rows: 3,
+            bytes: 99,
+            shared: true,
+        };
+        let v = serde_json::to_value(&file).unwrap();
+        assert_eq!(v["shared"], true);
+        let back: ManifestFile = serde_json::from_value(v).unwrap();
+        assert_eq!(back, file);
+        let old: ManifestFile =
+            serde_json::from_str(r#"{"path": "a-0.parquet", "rows": 1, "bytes": 2}"#).unwrap();
+        assert!(!old.shared);
     }
 }

@@ -7,13 +7,18 @@
 //!                                          ─► delete orphans of earlier runs
 //!                                          ─► put _manifests/<task>/<exec>.json  (last)
 //! ```
+//!
+//! Small executions can instead be committed together ([`group`]): their staged parts are
+//! read back into one `combined_<group>.parquet`, published under an intent record.
 
 pub mod commit;
 mod dictionary;
+pub mod group;
 pub mod manifest;
 pub mod parquet;
 
 pub use commit::{Committed, commit, sweep_staging};
+pub use group::{GroupCommitted, GroupIntent, Member};
 pub use manifest::{Manifest, ManifestFile, ManifestMedia, ManifestStatus};
 pub use parquet::{
     DEFAULT_ROW_GROUP_BYTES, ExecutionWriter, StagedPart, WriterSettings, WriterTuning,

@@ -5,6 +5,7 @@
 
 mod cli;
 mod cli_ux;
+mod combine;
 mod convert;
 mod e2e;
 mod evolution;

@@ -288,3 +288,31 @@ fn assert_cell(col: &dyn Array, i: usize, want: &SimValue, what: &str) {
         (dt, w) => panic!("{what}: column type {dt} cannot hold {w:?}"),
     }
 }
+
+/// Every row of the Parquet files under `dir`, split by `_titan_execution_id`: a file of
+/// one execution and a combined file of many read the same way.
+pub fn batches_by_execution(dir: &Path) -> std::collections::BTreeMap<String, Vec<RecordBatch>> {
+    let mut by_exec: std::collections::BTreeMap<String, Vec<RecordBatch>> = Default::default();
+    for f in parquet_files(dir) {
+        for b in read_parquet(&f) {
+            let ids = b
+                .column_by_name("_titan_execution_id")
+                .unwrap()
+                .as_string::<i32>()
+                .clone();
+            let mut distinct: Vec<&str> = ids.iter().flatten().collect();
+            distinct.sort_unstable();
+            distinct.dedup();
+            for id in distinct {
+                let mask = arrow::compute::kernels::cmp::eq(
+                    &ids,
+                    &arrow::array::StringArray::new_scalar(id),
+                )
+                .unwrap();
+                let rows = arrow::compute::filter_record_batch(&b, &mask).unwrap();
+                by_exec.entry(id.to_string()).or_default().push(rows);
+            }
+        }
+    }
+    by_exec
+}
