@@ -42,6 +42,8 @@ pub enum StoreError {
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
     url: String,
+    /// Set for local disk, whose directories outlive the files deleted from them.
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl Store {
@@ -57,6 +59,7 @@ impl Store {
             message,
         };
         let prefix = Path::from_url_path(url.path()).map_err(|e| open_err(e.to_string()))?;
+        let mut local = None;
         let inner: Arc<dyn ObjectStore> = match url.scheme() {
             "file" => {
                 let dir = url
@@ -64,9 +67,11 @@ impl Store {
                     .map_err(|()| open_err("not a local path".to_string()))?;
                 std::fs::create_dir_all(&dir)
                     .map_err(|e| open_err(format!("cannot create `{}`: {e}", dir.display())))?;
-                Arc::new(
+                let fs = Arc::new(
                     LocalFileSystem::new_with_prefix(&dir).map_err(|e| open_err(e.to_string()))?,
-                )
+                );
+                local = Some(Arc::clone(&fs));
+                fs
             }
             "memory" => Arc::new(InMemory::new()),
             "s3" | "s3a" => wrap(open_s3(url, &cfg.options).map_err(open_err)?, &prefix),
@@ -80,6 +85,7 @@ impl Store {
         Ok(Store {
             inner,
             url: display,
+            local,
         })
     }
 
@@ -88,6 +94,7 @@ impl Store {
         Store {
             inner,
             url: url.into(),
+            local: None,
         }
     }
 
@@ -163,6 +170,21 @@ impl Store {
         }
     }
 
+    /// Removes the empty directories at and under `prefix` on local disk; elsewhere there
+    /// are no directories. Best effort: deleting objects leaves their folders behind, and
+    /// a run over 10,000 executions would leave 20,000 empty staging folders. A folder
+    /// another process is about to write into is recreated by its write.
+    pub async fn prune_empty_dirs(&self, prefix: &Path) {
+        let Some(dir) = self
+            .local
+            .as_ref()
+            .and_then(|fs| fs.path_to_filesystem(prefix).ok())
+        else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || remove_empty_dirs(&dir)).await;
+    }
+
     /// Moves an object over whatever is at `to`. Cloud stores do this as copy then delete,
     /// so it is not atomic there: until the delete, both names exist.
     pub async fn rename(&self, from: &Path, to: &Path) -> Result<(), StoreError> {
@@ -171,6 +193,18 @@ impl Store {
             .await
             .map_err(|e| self.op_err("rename", from, e))
     }
+}
+
+/// Removes `dir` and its subdirectories, deepest first, where they hold no files.
+fn remove_empty_dirs(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_dirs(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir); // fails, as it should, when not empty
 }
 
 fn wrap<T: ObjectStore>(store: T, prefix: &Path) -> Arc<dyn ObjectStore> {
@@ -422,6 +456,30 @@ mod tests {
         store.delete(&p).await.unwrap();
         store.delete(&p).await.unwrap();
         assert!(!store.exists(&p).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn pruning_removes_only_empty_local_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path().join("lake")).unwrap();
+        let store = Store::open(&cfg(url.as_str())).unwrap();
+        let gone = Path::from("ds/_staging/e1/run-a/part-0.parquet.tmp");
+        let kept = Path::from("ds/_staging/e1/run-b/part-0.parquet.tmp");
+        for p in [&gone, &kept] {
+            store.put(p, Bytes::from_static(b"x")).await.unwrap();
+        }
+        store.delete(&gone).await.unwrap();
+        store.prune_empty_dirs(&Path::from("ds/_staging/e1")).await;
+        let staging = dir.path().join("lake/ds/_staging/e1");
+        assert!(!staging.join("run-a").exists());
+        assert!(staging.join("run-b/part-0.parquet.tmp").exists());
+        store.delete(&kept).await.unwrap();
+        store.prune_empty_dirs(&Path::from("ds/_staging/e1")).await;
+        assert!(!staging.exists());
+        assert!(
+            dir.path().join("lake/ds/_staging").exists(),
+            "above the prefix is kept"
+        );
     }
 
     #[test]

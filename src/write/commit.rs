@@ -101,6 +101,7 @@ pub async fn sweep_staging(
             store.delete(&meta.location).await?;
         }
     }
+    store.prune_empty_dirs(&prefix).await;
     Ok(())
 }
 
