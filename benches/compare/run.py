@@ -32,6 +32,8 @@ Environment (all optional):
                          cached; 1M+2M of both shapes and formats take ~6.6 GB)
   BENCH_DISK_MARGIN_MB=1024  free disk kept beyond an input's estimated size (x1.3, for
                          the outputs); a case that does not fit is skipped with a note
+  BENCH_SMALL=10000      executions of 100 rows in the "many small executions" case (run end
+                         to end with combining on and off; 0 skips it)
   BENCH_CACHE=.bench-cache  cache and scratch directory
   CARGO_TARGET_DIR       where the release binaries are (default ./target)
 """
@@ -340,6 +342,77 @@ def run_e2e(inp: Input, scratch: Path, extra: dict) -> tuple[Run, Path]:
     return run, store
 
 
+SMALL_ROWS = 100
+SMALL_SCHEMA = json.dumps({
+    "type": "object", "required": ["product_name"],
+    "properties": {"product_name": {"type": "string"}, "price": {"type": "number"},
+                   "review_count": {"type": "integer"},
+                   "scraped_at": {"type": "string", "format": "date-time"}}})
+
+
+def small_scenario_toml(executions: int) -> str:
+    """One task with `executions` executions of 100 rows over two days."""
+    lines = ["seed = 7", f"token = {toml_str(TOKEN)}", "page_max = 500", "",
+             "[[tasks]]", 'id = "many-small"', 'name = "many small"',
+             f"output_schema = '''{SMALL_SCHEMA}'''", ""]
+    for e in range(executions):
+        day = 20 + e * 2 // max(executions, 1)
+        lines += ["[[tasks.executions]]", f'id = "e{e:05}"', f"rows = {SMALL_ROWS}",
+                  f'created_at = "2026-11-{day:02}T{(e // 60) % 24:02}:{e % 60:02}:00Z"', ""]
+    return "\n".join(lines)
+
+
+def run_small(executions: int, combine: bool) -> dict:
+    """`titan-connector run` over many small executions; executions/s, files, rows."""
+    scratch = CACHE / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    store = fresh(scratch / "small-store")
+    scenario = scratch / "small-scenario.toml"
+    scenario.write_text(small_scenario_toml(executions))
+    sim, base_url = start_sim(scenario, scratch / "sim.log")
+    try:
+        config = scratch / "small.toml"
+        config.write_text("\n".join([
+            "[api]", f"url = {toml_str(base_url)}", 'auth = "bearer"',
+            "rate_limit_per_minute = 0", "", "[store]", f"url = {toml_str(str(store))}", "",
+            "[wait]", 'poll_interval = "50ms"', "", "[run]",
+            f"combine_below_mb = {8 if combine else 0}", "", "[media]", "enabled = false", "",
+            "[[tasks]]", 'id = "many-small"', 'dataset = "many_small"', ""]))
+        report_path = scratch / "small-report.json"
+        env = dict(os.environ, TITAN_TOKEN=TOKEN)
+        run = measure([CONNECTOR, "run", "--config", config, "--report", report_path],
+                      scratch / "small.log", env)
+    finally:
+        stop_sim(sim)
+    out = {"executions": executions, "combine": combine, "code": run.code,
+           "wall_s": run.wall_s, "peak_rss_kib": run.peak_rss_kib, "cpu_s": run.cpu_s}
+    if run.code == 0:
+        totals = json.loads(report_path.read_text())["totals"]
+        out.update(executions_per_second=totals["executions_per_second"],
+                   files=totals["files"], rows=totals["rows"])
+        rows_out, _ = parquet_stats(store)
+        if rows_out != executions * SMALL_ROWS:
+            out["note"] = f"wrote {rows_out} rows, expected {executions * SMALL_ROWS}"
+    fresh(store)
+    return out
+
+
+def small_report(runs: list[dict]) -> str:
+    lines = ["== Many small executions (100 rows each, end to end, concurrency 4) ==",
+             f"{'executions':>10}  {'combining':<9}  {'wall s':>7}  {'exec/s':>7}  "
+             f"{'files':>6}  {'rows':>9}  {'peak MiB':>8}  {'CPU s':>6}  note"]
+    for r in runs:
+        if r["code"] != 0:
+            lines.append(f"{r['executions']:>10}  {'on' if r['combine'] else 'off':<9}  "
+                         f"failed (exit {r['code']})")
+            continue
+        lines.append(
+            f"{r['executions']:>10}  {'on' if r['combine'] else 'off':<9}  {r['wall_s']:>7.1f}  "
+            f"{r['executions_per_second']:>7.0f}  {r['files']:>6}  {r['rows']:>9}  "
+            f"{r['peak_rss_kib'] / 1024:>8.0f}  {r['cpu_s']:>6.1f}  {r.get('note', '')}")
+    return "\n".join(lines)
+
+
 def has_subcommand(name: str) -> bool:
     if not CONNECTOR.exists():
         return False
@@ -546,15 +619,25 @@ def main() -> int:
                     log("  " + "  ".join(c for c in fmt_row(res) if c))
                 if not KEEP_INPUTS:
                     Path(inp.path).unlink(missing_ok=True)
+    small = int(os.environ.get("BENCH_SMALL", "10000"))
+    small_runs = []
+    if small > 0 and "e2e" in tools and "e2e" not in skip:
+        for combine in (True, False):
+            r = run_small(small, combine)
+            small_runs.append(r)
+            log(f"  many small: {r}")
     load_end = os.getloadavg()
     notes.append(f"load average (1/5/15 min) before the first measurement "
                  f"{fmt_load(load_start)} (other work on this machine), at the end "
                  f"{fmt_load(load_end)} (includes the benchmark's own)")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    dump = [asdict(r) for r in results]
+    dump = [asdict(r) for r in results] + small_runs
     for name in (f"results-{stamp}.json", "results.json"):
         (CACHE / name).write_text(json.dumps(dump, indent=1) + "\n")
     print(report(results, notes))
+    if small_runs:
+        print()
+        print(small_report(small_runs))
     print(f"\n(raw results: {CACHE / 'results.json'})")
     return 0
 
