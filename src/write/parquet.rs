@@ -15,7 +15,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use object_store::buffered::BufWriter;
@@ -25,7 +25,7 @@ use parquet::arrow::add_encoded_arrow_schema_to_metadata;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
 };
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -35,6 +35,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{WriteError, dictionary};
 use crate::partition::PartNames;
+use crate::schema::LINEAGE_ROW;
 use crate::store::Store;
 
 /// Parquet layout settings.
@@ -77,12 +78,15 @@ impl Default for WriterTuning {
 }
 
 impl WriterSettings {
-    /// `dictionary` (from the execution's first batch) switches dictionary encoding per
-    /// column; see `write::dictionary`.
+    /// Per-column choices come from the execution's `first` batch: dictionary encoding
+    /// where values repeat (`write::dictionary`), and no min/max statistics on text columns
+    /// whose values do not: a row group of scraped names, URLs or descriptions spans nearly
+    /// every value, so their min and max prune nothing, and computing them (a `memcmp` per
+    /// value) was 4.5% of a products conversion's CPU.
     fn properties(
         &self,
         execution_id: &str,
-        dictionary: &[(String, bool)],
+        first: &RecordBatch,
     ) -> Result<WriterProperties, WriteError> {
         let level = ZstdLevel::try_new(self.zstd_level).map_err(|source| WriteError::Parquet {
             path: String::new(),
@@ -100,11 +104,35 @@ impl WriterSettings {
                 ),
                 KeyValue::new("titan.execution_id".to_string(), execution_id.to_string()),
             ]));
-        for (column, on) in dictionary {
-            builder = builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), *on);
+        // Row numbers go up by one: delta-encoded they take almost no bytes, where plain
+        // they gave zstd 8 bytes a row to compress (3% of the CPU on products).
+        builder = builder
+            .set_column_encoding(ColumnPath::from(LINEAGE_ROW), Encoding::DELTA_BINARY_PACKED);
+        let schema = first.schema();
+        for (column, on) in dictionary::choose(first) {
+            let text = schema
+                .field_with_name(&column)
+                .is_ok_and(|f| is_text(f.data_type()));
+            let path = ColumnPath::from(column.as_str());
+            if text && !on {
+                builder =
+                    builder.set_column_statistics_enabled(path.clone(), EnabledStatistics::None);
+            }
+            builder = builder.set_column_dictionary_enabled(path, on);
         }
         Ok(builder.build())
     }
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+    )
 }
 
 /// A part written to staging, waiting for commit.
@@ -164,7 +192,7 @@ impl ExecutionWriter {
         settings: WriterSettings,
     ) -> Result<Self, WriteError> {
         // Fails early on a bad zstd level, before any data is read.
-        settings.properties(&names.stem, &[])?;
+        settings.properties(&names.stem, &RecordBatch::new_empty(Arc::clone(&schema)))?;
         Ok(ExecutionWriter {
             store,
             names,
@@ -242,9 +270,7 @@ impl ExecutionWriter {
         let props = match &self.props {
             Some(p) => Arc::clone(p),
             None => {
-                let mut props = self
-                    .settings
-                    .properties(&self.names.stem, &dictionary::choose(first))?;
+                let mut props = self.settings.properties(&self.names.stem, first)?;
                 add_encoded_arrow_schema_to_metadata(&self.schema, &mut props);
                 let props = Arc::new(props);
                 self.props = Some(Arc::clone(&props));
@@ -583,6 +609,65 @@ mod tests {
 
     fn row_group_rows(meta: &ParquetMetaData) -> Vec<i64> {
         meta.row_groups().iter().map(|rg| rg.num_rows()).collect()
+    }
+
+    #[tokio::test]
+    async fn row_numbers_are_delta_encoded_and_distinct_text_has_no_statistics() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(LINEAGE_ROW, DataType::Int64, false),
+            Field::new("category", DataType::Utf8, false),
+            Field::new("description", DataType::Utf8, true),
+        ]));
+        let rows = 5000;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(1..=rows as i64)),
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| ["a", "b", "c"][i % 3]),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("text {i}")),
+            )),
+        ];
+        let batch = RecordBatch::try_new(Arc::clone(&schema), columns).expect("batch");
+        let store = Store::from_object_store(Arc::new(InMemory::new()), "memory://");
+        let mut writer =
+            ExecutionWriter::new(store.clone(), names(), schema, settings(10_000, 10_000))
+                .expect("writer");
+        writer.write(&batch).await.expect("write");
+        let parts = writer.finish().await.expect("finish");
+        let bytes = store
+            .get_opt(&parts[0].staging)
+            .await
+            .expect("get")
+            .expect("part exists");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("parquet");
+        let rg = &reader.metadata().row_groups()[0];
+        let encodings = |c: usize| rg.column(c).encodings().collect::<Vec<_>>();
+        assert!(
+            encodings(0).contains(&Encoding::DELTA_BINARY_PACKED),
+            "{:?}",
+            encodings(0)
+        );
+        assert!(
+            encodings(1).contains(&Encoding::RLE_DICTIONARY),
+            "{:?}",
+            encodings(1)
+        );
+        assert!(
+            !encodings(2).contains(&Encoding::RLE_DICTIONARY),
+            "{:?}",
+            encodings(2)
+        );
+        // Min/max where they can prune: row numbers and repeated text; not on distinct text.
+        let stats = |c: usize| rg.column(c).statistics().is_some();
+        assert_eq!((stats(0), stats(1), stats(2)), (true, true, false));
+        let back: Vec<RecordBatch> = reader
+            .build()
+            .expect("reader")
+            .collect::<Result<_, _>>()
+            .expect("batches");
+        let back = arrow::compute::concat_batches(&back[0].schema(), &back).expect("concat");
+        assert_eq!(back.columns(), batch.columns());
     }
 
     fn tuning(row_group_bytes: usize, encode_threads: usize) -> WriterTuning {
