@@ -167,11 +167,13 @@ async fn parts_roll_at_file_rows_and_leftovers_of_a_crashed_run_are_replaced() {
     let sim = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    // What a crashed earlier run could have left: a stale extra part and a staged file.
+    // What a crashed earlier run with smaller parts could have left: parts 0..5 moved
+    // into place (this run writes 3), and a staged file.
     let part_dir = out.join("product_monitor/task_id=task-products/date=2026-11-27");
     std::fs::create_dir_all(&part_dir).unwrap();
-    std::fs::write(part_dir.join("exec-p1-7.parquet"), b"stale").unwrap();
-    std::fs::write(part_dir.join("exec-p1-0.parquet"), b"stale").unwrap();
+    for n in 0..5 {
+        std::fs::write(part_dir.join(format!("exec-p1-{n}.parquet")), b"stale").unwrap();
+    }
     let staged = out.join("product_monitor/_staging/exec-p1/oldrun");
     std::fs::create_dir_all(&staged).unwrap();
     std::fs::write(staged.join("part-0.parquet.tmp"), b"partial").unwrap();
