@@ -35,6 +35,8 @@ pub fn run(format: ExportFormat, data: &[u8]) {
     };
     let opts = || DecoderOptions {
         batch_rows: 1 + usize::from(knob & 3),
+        // Small byte bounds too, so batches also close by bytes mid-body.
+        batch_bytes: if knob & 4 != 0 { 32 } else { 2 << 20 },
         max_record_bytes: if knob & 4 != 0 { 64 } else { 1 << 20 },
     };
     let whole = decode(format, opts(), &[body]);
