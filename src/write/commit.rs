@@ -114,7 +114,7 @@ pub async fn sweep_staging(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use bytes::Bytes;
@@ -174,7 +174,8 @@ mod tests {
         }
     }
 
-    async fn keys(store: &Store) -> Vec<String> {
+    /// Every key under the test dataset `d`, sorted (shared with `write::group`'s tests).
+    pub(crate) async fn keys(store: &Store) -> Vec<String> {
         let mut v: Vec<String> = store
             .list(&Path::from("d"))
             .await

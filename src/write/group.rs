@@ -570,6 +570,7 @@ mod tests {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     use super::*;
+    use crate::write::commit::tests::keys;
     use crate::write::{ManifestStatus, manifest::MANIFEST_VERSION};
 
     fn store() -> Store {
@@ -639,18 +640,6 @@ mod tests {
             .await
             .unwrap();
         intent_for(&key(), "g1", &combined, &members)
-    }
-
-    async fn keys(store: &Store) -> Vec<String> {
-        let mut v: Vec<String> = store
-            .list(&Path::from("d"))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.location.to_string())
-            .collect();
-        v.sort();
-        v
     }
 
     async fn stored_manifest(store: &Store, id: &str) -> Option<Manifest> {
