@@ -28,6 +28,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod schema;
+pub mod sink;
 pub mod sim;
 pub mod sniff;
 pub mod store;
