@@ -7,9 +7,9 @@ use arrow::datatypes::{
 };
 use serde_json::{Value, json};
 
+use titan_connector::decode::{DecoderOptions, RawDecoder};
 use titan_connector::map::*;
 use titan_connector::schema::*;
-use titan_connector::decode::{DecoderOptions, RawDecoder};
 
 /// Decodes `body` in small chunks (to cross every boundary) into raw batches of 3 rows.
 fn decode(mut dec: RawDecoder, body: &[u8]) -> Vec<RecordBatch> {
