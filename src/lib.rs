@@ -15,25 +15,15 @@
 //! Service, used by the demo and the tests.
 
 pub mod api;
-pub mod cli;
-pub mod combine;
 pub mod config;
 pub mod convert;
 pub mod decode;
 pub mod format;
-pub mod lease;
+pub mod map;
 pub mod media;
-pub mod partition;
-pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod schema;
 pub mod sink;
-pub mod sim;
-pub mod sniff;
-pub mod store;
-pub mod tasks;
-pub mod telemetry;
-pub mod transcode;
-pub mod waiter;
-pub mod write;
+pub mod source;

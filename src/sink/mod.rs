@@ -1,3 +1,12 @@
-//! Where an execution's output is made visible. `delta`: Delta Lake tables (issue 12).
+//! The sink: where mapped batches become committed files in the lake.
+//!
+//! Placeholder while the restructure lands.
 
+pub mod combine;
 pub mod delta;
+pub mod folder;
+pub mod lease;
+pub mod manifest;
+pub mod parquet;
+pub mod partition;
+pub mod store;

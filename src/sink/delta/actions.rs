@@ -74,7 +74,7 @@ pub(crate) fn partition_values(file: &DataFile) -> Option<HashMap<String, Scalar
 
 /// The URL of a store key under the kernel's view of the store (see `table::root_url`).
 pub(crate) fn url_of(path: &Path) -> Result<Url, url::ParseError> {
-    Url::parse("file:///")?.join(path.as_ref())
+    Url::parse("memory:///")?.join(path.as_ref())
 }
 
 /// The `add` metadata of one file, as the kernel's `add_files` takes it: the path relative
@@ -86,9 +86,9 @@ pub(crate) fn add_file(
     modified_ms: i64,
 ) -> KernelResult<Box<dyn EngineData>> {
     let location = url_of(&file.path)
-        .map_err(|e| delta_kernel::Error::generic(format!("path `{}`: {e}", file.path)))?;
+        .map_err(|e| delta_kernel::KernelError::generic(format!("path `{}`: {e}", file.path)))?;
     let rows = i64::try_from(file.rows)
-        .map_err(|_| delta_kernel::Error::generic("row count above i64::MAX"))?;
+        .map_err(|_| delta_kernel::KernelError::generic("row count above i64::MAX"))?;
     let stats = StructArray::from(vec![(
         Arc::new(Field::new("numRecords", ArrowDataType::Int64, true)),
         Arc::new(Int64Array::from(vec![rows])) as arrow::array::ArrayRef,

@@ -16,6 +16,7 @@
 //! two writers of the same execution can never both add it.
 
 mod actions;
+mod listing;
 mod schema;
 mod table;
 
@@ -24,11 +25,9 @@ mod tests;
 
 pub use actions::{DataFile, app_id, app_id_prefix, parse_app_id};
 pub use schema::{PARTITION_COLUMNS, table_schema};
-pub use table::{
-    CommitOutcome, CommitRequest, DEFAULT_CHECKPOINT_INTERVAL, DeltaTable, LiveFile,
-};
+pub use table::{CommitOutcome, CommitRequest, DEFAULT_CHECKPOINT_INTERVAL, DeltaTable, LiveFile};
 
-use crate::store::StoreError;
+use crate::sink::store::StoreError;
 
 /// Errors of the Delta sink; each names the table.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +36,7 @@ pub enum DeltaError {
     Kernel {
         table: String,
         #[source]
-        source: Box<delta_kernel::Error>,
+        source: Box<delta_kernel::KernelError>,
     },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -47,7 +46,9 @@ pub enum DeltaError {
     Schema { table: String, message: String },
     #[error("Delta table `{table}`: {message}")]
     Invalid { table: String, message: String },
-    #[error("Delta table `{table}`: gave up after {attempts} commit attempts lost to concurrent writers")]
+    #[error(
+        "Delta table `{table}`: gave up after {attempts} commit attempts lost to concurrent writers"
+    )]
     Contention { table: String, attempts: u32 },
     #[error("Delta table `{table}`: a blocking task failed: {message}")]
     Join { table: String, message: String },

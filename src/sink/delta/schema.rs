@@ -22,9 +22,7 @@ fn relax(field: &Field) -> Field {
     let data_type = match field.data_type() {
         ArrowType::List(elem) => ArrowType::List(Arc::new(relax(elem))),
         ArrowType::LargeList(elem) => ArrowType::LargeList(Arc::new(relax(elem))),
-        ArrowType::Struct(fields) => {
-            ArrowType::Struct(fields.iter().map(|f| relax(f)).collect())
-        }
+        ArrowType::Struct(fields) => ArrowType::Struct(fields.iter().map(|f| relax(f)).collect()),
         other => other.clone(),
     };
     Field::new(field.name(), data_type, true)

@@ -3,9 +3,9 @@
 //! The kernel's API is synchronous (it drives its own I/O through the engine's executor),
 //! so every kernel call runs on a blocking thread (`spawn_blocking`), with the engine's
 //! executor on our runtime. The engine is given the store's own `Arc<dyn ObjectStore>`
-//! (rooted at the store URL, prefixes, credentials and emulators included) and sees the
-//! store under a `file:///` root; only the URL *paths* reach the object store, and the
-//! `file` scheme makes the engine sort listings itself (our local store lists unsorted).
+//! (rooted at the store URL, prefixes, credentials and emulators included, listings
+//! sorted by `listing::SortedListing`) and sees the store under a `memory:///` root:
+//! only the URL *paths* reach the object store.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,8 +28,9 @@ use url::Url;
 
 use super::DeltaError;
 use super::actions::{self, DataFile, TxnVisitor, add_file, app_id, parse_app_id};
+use super::listing::SortedListing;
 use super::schema::{PARTITION_COLUMNS, added_columns, table_schema};
-use crate::store::Store;
+use crate::sink::store::Store;
 
 /// Write a checkpoint once this many commits were made since the last one: readers then
 /// replay at most this many JSON commits.
@@ -86,7 +87,7 @@ pub struct DeltaTable {
 struct Inner {
     store: Store,
     dataset: String,
-    /// `file:///<dataset>/`, see the module doc.
+    /// `memory:///<dataset>/`, see the module doc.
     root: Url,
     engine: Engine,
     checkpoint_interval: u64,
@@ -107,6 +108,13 @@ pub(crate) fn dataset_root(dataset: &str) -> Path {
     Path::from_iter([PathPart::from(dataset)])
 }
 
+/// The kernel's engine over `store`, running its I/O on `handle`'s runtime.
+fn engine_for(store: &Store, handle: tokio::runtime::Handle) -> Engine {
+    DefaultEngine::builder(Arc::new(SortedListing(store.object_store())))
+        .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(handle)))
+        .build()
+}
+
 impl DeltaTable {
     /// The table of `dataset` in `store` (created by the first commit). Must be called on
     /// a multi-threaded Tokio runtime: the kernel's I/O runs on it.
@@ -123,9 +131,7 @@ impl DeltaTable {
         let root = actions::url_of(&dataset_root(dataset))
             .and_then(|u| Url::parse(&format!("{u}/")))
             .map_err(|e| invalid(e.to_string()))?;
-        let engine = DefaultEngine::builder(store.object_store())
-            .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(handle)))
-            .build();
+        let engine = engine_for(store, handle);
         Ok(DeltaTable {
             inner: Arc::new(Inner {
                 store: store.clone(),
@@ -144,11 +150,7 @@ impl DeltaTable {
             store: self.inner.store.clone(),
             dataset: self.inner.dataset.clone(),
             root: self.inner.root.clone(),
-            engine: DefaultEngine::builder(self.inner.store.object_store())
-                .with_task_executor(Arc::new(TokioMultiThreadExecutor::new(
-                    tokio::runtime::Handle::current(),
-                )))
-                .build(),
+            engine: engine_for(&self.inner.store, tokio::runtime::Handle::current()),
             checkpoint_interval: n,
             latest: Mutex::new(None),
         };
@@ -208,7 +210,11 @@ impl DeltaTable {
     }
 
     /// Whether the table holds `execution_id` of `task_id`.
-    pub async fn is_committed(&self, task_id: &str, execution_id: &str) -> Result<bool, DeltaError> {
+    pub async fn is_committed(
+        &self,
+        task_id: &str,
+        execution_id: &str,
+    ) -> Result<bool, DeltaError> {
         let id = app_id(task_id, execution_id);
         self.blocking(move |t| {
             let Some(snapshot) = t.latest()? else {
@@ -261,7 +267,12 @@ enum Attempt {
 
 impl Inner {
     fn display(&self) -> String {
-        format!("{}/{}", self.store.url().trim_end_matches('/'), self.dataset)
+        let url = self.store.url();
+        if url.ends_with('/') {
+            format!("{url}{}", self.dataset)
+        } else {
+            format!("{url}/{}", self.dataset)
+        }
     }
 
     fn kernel(&self, e: KernelError) -> DeltaError {
@@ -284,6 +295,9 @@ impl Inner {
         };
         let snapshot = match built {
             Ok(s) => s,
+            // No commit listed (yet): a writer creating the table lists it a moment later,
+            // and its commit then wins over ours as a lost race.
+            Err(KernelError::EmptyLog) => return Ok(None),
             Err(e) => {
                 if self.log_is_empty()? {
                     return Ok(None);
@@ -384,8 +398,13 @@ impl Inner {
         req: &CommitRequest,
         ids: &[String],
     ) -> Result<Attempt, DeltaError> {
-        let mut builder = create_table(self.root.as_str(), Arc::new(ours.clone()), ENGINE_INFO, true)
-            .with_data_layout(DataLayout::partitioned(PARTITION_COLUMNS));
+        let mut builder = create_table(
+            self.root.as_str(),
+            Arc::new(ours.clone()),
+            ENGINE_INFO,
+            true,
+        )
+        .with_data_layout(DataLayout::partitioned(PARTITION_COLUMNS));
         for id in ids {
             builder = builder.with_transaction_id(id.clone(), TXN_VERSION);
         }
@@ -418,12 +437,11 @@ impl Inner {
         req: &CommitRequest,
         ids: &[String],
     ) -> Result<Attempt, DeltaError> {
-        let added = added_columns(&snapshot.schema(), ours).map_err(|message| {
-            DeltaError::Schema {
+        let added =
+            added_columns(&snapshot.schema(), ours).map_err(|message| DeltaError::Schema {
                 table: self.display(),
                 message,
-            }
-        })?;
+            })?;
         let mut builder = snapshot.update_table(UpdateTableOperation::Write, ENGINE_INFO, true);
         if !added.is_empty() {
             info!(table = %self.display(), columns = ?added.iter().map(|f| f.name()).collect::<Vec<_>>(),
@@ -509,7 +527,10 @@ impl Inner {
             .build()
             .map_err(|e| self.kernel(e))?;
         let mut files = Vec::new();
-        for meta in scan.scan_metadata(&self.engine).map_err(|e| self.kernel(e))? {
+        for meta in scan
+            .scan_metadata(&self.engine)
+            .map_err(|e| self.kernel(e))?
+        {
             let meta = meta.map_err(|e| self.kernel(e))?;
             files = meta
                 .visit_scan_files(files, |files: &mut Vec<LiveFile>, f| {

@@ -13,7 +13,7 @@ use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 
 use super::*;
-use crate::store::Store;
+use crate::sink::store::Store;
 
 fn schema(extra: bool) -> SchemaRef {
     let mut fields = vec![
@@ -44,9 +44,9 @@ async fn write_file(
         Arc::new(StringArray::from_iter_values(
             (0..rows).map(|i| format!("n{i}")),
         )),
-        Arc::new(StringArray::from_iter_values(
-            std::iter::repeat_n(execution, rows),
-        )),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            execution, rows,
+        ))),
         Arc::new(Int64Array::from_iter_values(0..rows as i64)),
     ];
     if schema.fields().len() == 4 {
@@ -87,7 +87,11 @@ fn request(schema: &SchemaRef, files: Vec<DataFile>, executions: &[(&str, &str)]
 /// The actions of commit `version`, one JSON value a line.
 async fn log_entry(store: &Store, version: u64) -> Vec<serde_json::Value> {
     let path = Path::from(format!("ds/_delta_log/{version:020}.json"));
-    let bytes = store.get_opt(&path).await.expect("get").expect("commit exists");
+    let bytes = store
+        .get_opt(&path)
+        .await
+        .expect("get")
+        .expect("commit exists");
     std::str::from_utf8(&bytes)
         .expect("utf8")
         .lines()
@@ -130,7 +134,10 @@ async fn first_commit_creates_a_partitioned_table_with_adds_and_txns() {
     let mut adds: Vec<_> = actions.iter().filter_map(|a| a.get("add")).collect();
     adds.sort_by_key(|a| a["path"].as_str().map(str::to_string));
     assert_eq!(adds.len(), 2);
-    assert_eq!(adds[0]["path"], "task_id=t1/date=2026-01-02/e1-run1-0.parquet");
+    assert_eq!(
+        adds[0]["path"],
+        "task_id=t1/date=2026-01-02/e1-run1-0.parquet"
+    );
     assert_eq!(
         adds[0]["partitionValues"],
         serde_json::json!({"task_id": "t1", "date": "2026-01-02"})
@@ -140,9 +147,15 @@ async fn first_commit_creates_a_partitioned_table_with_adds_and_txns() {
     let stats: serde_json::Value =
         serde_json::from_str(adds[0]["stats"].as_str().expect("stats string")).expect("stats");
     assert_eq!(stats["numRecords"], 3);
-    assert_eq!(adds[1]["path"], "task_id=t1/date=2026-01-03/e1-run1-0.parquet");
+    assert_eq!(
+        adds[1]["path"],
+        "task_id=t1/date=2026-01-03/e1-run1-0.parquet"
+    );
 
-    assert_eq!(table.committed("t1").await.expect("committed"), set(&["e1"]));
+    assert_eq!(
+        table.committed("t1").await.expect("committed"),
+        set(&["e1"])
+    );
     assert!(table.committed("t2").await.expect("committed").is_empty());
     assert!(table.is_committed("t1", "e1").await.expect("is"));
     assert!(!table.is_committed("t1", "e2").await.expect("is"));
@@ -200,7 +213,11 @@ async fn a_group_commit_records_every_member_in_one_version() {
     let s = schema(false);
     let f = write_file(&store, &s, "t1", "2026-01-02", "combined", 4).await;
     let done = table
-        .commit(request(&s, vec![f], &[("t1", "e1"), ("t1", "e2"), ("t2", "e3")]))
+        .commit(request(
+            &s,
+            vec![f],
+            &[("t1", "e1"), ("t1", "e2"), ("t2", "e3")],
+        ))
         .await
         .expect("commit");
     assert_eq!(done, CommitOutcome::Committed { version: 0 });
@@ -283,7 +300,14 @@ async fn added_nullable_columns_evolve_the_schema_and_a_type_change_fails() {
         .collect();
     assert_eq!(
         names,
-        ["name", "_titan_execution_id", "_titan_row", "task_id", "date", "price"]
+        [
+            "name",
+            "_titan_execution_id",
+            "_titan_row",
+            "task_id",
+            "date",
+            "price"
+        ]
     );
     // A narrower execution after that is fine: its files read `price` as null.
     let h = write_file(&store, &narrow, "t1", "2026-01-02", "e3", 1).await;
@@ -320,7 +344,8 @@ async fn a_data_column_named_like_a_partition_column_is_refused() {
         .await
         .expect_err("collision");
     assert!(
-        err.to_string().contains("column `Date` collides with the table's partition column"),
+        err.to_string()
+            .contains("column `Date` collides with the table's partition column"),
         "{err}"
     );
     assert_eq!(table.version().await.expect("v"), None);
