@@ -16,6 +16,7 @@
 //! two writers of the same execution can never both add it.
 
 mod actions;
+pub mod files;
 mod listing;
 mod schema;
 mod table;

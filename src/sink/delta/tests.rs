@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -389,4 +390,90 @@ async fn a_checkpoint_is_written_every_n_commits_and_read_back() {
         set(&["e0", "e1", "e2", "e3", "e4"])
     );
     assert_eq!(fresh.live_files().await.expect("live").len(), 5);
+}
+
+fn key(task: &str, date: &str) -> crate::sink::partition::PartitionKey {
+    crate::sink::partition::PartitionKey {
+        dataset: "ds".to_string(),
+        task_id: task.to_string(),
+        date: date.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_and_vacuum_delete_only_files_the_log_does_not_hold() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    let s = schema(false);
+    let k = key("t1", "2026-01-02");
+    assert_eq!(
+        files::part_path(&k, "e1", "r1", 0).as_ref(),
+        "ds/task_id=t1/date=2026-01-02/e1-r1-0.parquet"
+    );
+    // e1 committed; e2 written by run r1 and r2 but never committed; a media file.
+    let committed = write_file(&store, &s, "t1", "2026-01-02", "e1", 2).await;
+    table
+        .commit(request(&s, vec![committed.clone()], &[("t1", "e1")]))
+        .await
+        .expect("commit");
+    for p in ["e2-r1-0.parquet", "e2-r1-1.parquet", "e2-r2-0.parquet"] {
+        store
+            .put(&k.prefix().join(p), Bytes::from_static(b"x"))
+            .await
+            .expect("put");
+    }
+    let media = Path::from("ds/media/abc.jpg");
+    store
+        .put(&media, Bytes::from_static(b"x"))
+        .await
+        .expect("put");
+
+    // The failed attempt r1 at e2: its two files go, r2's and the committed one stay.
+    assert_eq!(
+        files::discard(&table, &k, "e2", "r1")
+            .await
+            .expect("discard"),
+        2
+    );
+    // Discarding a committed execution's files deletes nothing.
+    assert_eq!(
+        files::discard(&table, &k, "e1", "run1")
+            .await
+            .expect("discard"),
+        0
+    );
+
+    // A day's retention keeps r2's young file; zero retention deletes it.
+    let kept = files::vacuum(&table, files::DEFAULT_RETENTION)
+        .await
+        .expect("vacuum");
+    assert_eq!(
+        kept,
+        files::Vacuumed {
+            deleted: vec![],
+            young: 1
+        }
+    );
+    let swept = files::vacuum(&table, Duration::ZERO).await.expect("vacuum");
+    assert_eq!(
+        swept.deleted,
+        vec![Path::from("ds/task_id=t1/date=2026-01-02/e2-r2-0.parquet")]
+    );
+    let mut left: Vec<String> = store
+        .list(&Path::from("ds"))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .filter(|l| !l.contains("_delta_log"))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "ds/media/abc.jpg",
+            "ds/task_id=t1/date=2026-01-02/e1-run1-0.parquet"
+        ]
+    );
+    assert_eq!(table.live_files().await.expect("live").len(), 1);
 }
