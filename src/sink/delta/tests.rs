@@ -477,3 +477,104 @@ async fn discard_and_vacuum_delete_only_files_the_log_does_not_hold() {
     );
     assert_eq!(table.live_files().await.expect("live").len(), 1);
 }
+
+/// Leaves a table at `$DELTA_INTEROP_OUT` for `tests/interop/test_delta.py`, which reads it
+/// with `deltalake` and `polars`: two partitions, the connector's column types, and a second
+/// commit that adds a column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by tests/interop/test_delta.py"]
+async fn writes_a_table_for_the_interop_readers() {
+    use arrow::array::{BooleanArray, Date32Array, Decimal128Array, Float64Array};
+    use arrow::array::{ListArray, StructArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{Int64Type, TimeUnit};
+
+    let Ok(out) = std::env::var("DELTA_INTEROP_OUT") else {
+        panic!("set DELTA_INTEROP_OUT to the directory to write the table into");
+    };
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(&out).expect("fs");
+    let store = Store::from_object_store(Arc::new(fs), format!("file://{out}"));
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    let inner = Arc::new(Schema::new(vec![Field::new("city", DataType::Utf8, true)]));
+    let base = vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("qty", DataType::Int64, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("ok", DataType::Boolean, true),
+        Field::new(
+            "seen",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("day", DataType::Date32, true),
+        Field::new("amount", DataType::Decimal128(12, 2), true),
+        Field::new(
+            "tags",
+            DataType::List(Arc::new(Field::new("item", DataType::Int64, true))),
+            true,
+        ),
+        Field::new("addr", DataType::Struct(inner.fields().clone()), true),
+        Field::new("_titan_execution_id", DataType::Utf8, false),
+        Field::new("_titan_row", DataType::Int64, false),
+    ];
+    for (i, (task, date, exec, extra)) in [
+        ("t1", "2026-01-02", "e1", false),
+        ("t2", "2026-01-03", "e2", true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut fields = base.clone();
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from(vec![Some("a"), None])),
+            Arc::new(Int64Array::from(vec![1, 2])),
+            Arc::new(Float64Array::from(vec![1.5, -2.25])),
+            Arc::new(BooleanArray::from(vec![true, false])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![1_767_312_000_000_000, 0])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Date32Array::from(vec![20_455, 0])),
+            Arc::new(
+                Decimal128Array::from(vec![12_345, -1])
+                    .with_precision_and_scale(12, 2)
+                    .expect("decimal"),
+            ),
+            Arc::new(ListArray::from_iter_primitive::<Int64Type, _, _>(vec![
+                Some(vec![Some(1), Some(2)]),
+                Some(vec![]),
+            ])),
+            Arc::new(StructArray::from(vec![(
+                Arc::new(Field::new("city", DataType::Utf8, true)),
+                Arc::new(StringArray::from(vec!["Oslo", "Rome"])) as ArrayRef,
+            )])),
+            Arc::new(StringArray::from(vec![exec, exec])),
+            Arc::new(Int64Array::from(vec![1, 2])),
+        ];
+        if extra {
+            fields.push(Field::new("note", DataType::Utf8, true));
+            cols.push(Arc::new(StringArray::from(vec!["x", "y"])));
+        }
+        let schema = Arc::new(Schema::new(fields));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), cols).expect("batch");
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&schema), None).expect("w");
+        w.write(&batch).expect("write");
+        w.close().expect("close");
+        let k = key(task, date);
+        let path = files::part_path(&k, exec, "r1", 0);
+        let bytes = buf.len() as u64;
+        store.put(&path, Bytes::from(buf)).await.expect("put");
+        let f = DataFile {
+            path,
+            task_id: task.to_string(),
+            date: date.to_string(),
+            rows: 2,
+            bytes,
+        };
+        let done = table
+            .commit(request(&schema, vec![f], &[(task, exec)]))
+            .await
+            .expect("commit");
+        assert_eq!(done, CommitOutcome::Committed { version: i as u64 });
+    }
+}
