@@ -22,7 +22,9 @@ use crate::lease::{self, Claim, Lease};
 use crate::media::{KnownMedia, MediaFetcher};
 use crate::partition::{self, PartNames, PartitionKey};
 use crate::progress::Progress;
-use crate::report::{ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals};
+use crate::report::{
+    DatasetReport, ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals,
+};
 use crate::schema::{BadRowPolicy, ColumnType, QuarantineEncoder};
 use crate::schema::{Evolved, Lineage, Mapper, TargetSchema};
 use crate::sniff;
@@ -174,9 +176,21 @@ pub async fn run_with_progress(
     shutdown: CancellationToken,
     progress: Progress,
 ) -> Result<RunReport, RunError> {
+    run_as(cfg, shutdown, progress, uuid::Uuid::now_v7()).await
+}
+
+/// [`run_with_progress`] under a run id chosen by the caller, so that what is announced
+/// before the run (the OpenLineage START event) names the run the report describes. The
+/// report's `run_id` is this UUID without hyphens.
+pub async fn run_as(
+    cfg: &Config,
+    shutdown: CancellationToken,
+    progress: Progress,
+    run_uuid: uuid::Uuid,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let run_id = run_uuid.simple().to_string();
     let client = TitanClient::new(cfg.api.clone())?;
     let store = Store::open(&cfg.store)?;
     let media_store = match &cfg.media.store {
@@ -236,6 +250,16 @@ pub async fn run_with_progress(
             }
         }
     }
+    let mut datasets = Vec::new();
+    for planned in &planned_tasks {
+        DatasetReport::add(
+            &mut datasets,
+            &planned.dataset,
+            &planned.spec.id,
+            &planned.schema,
+        );
+    }
+    let plan_ms = started.elapsed().as_millis() as u64;
     for planned in planned_tasks {
         let info = Arc::new(PlannedTaskInfo {
             task_id: planned.spec.id.clone(),
@@ -340,9 +364,14 @@ pub async fn run_with_progress(
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
         store: store.url().to_string(),
+        datasets,
         totals: Totals {
             api_requests: stats.requests,
             api_retries: stats.retries,
+            api_retries_by_cause: stats.retries_by_cause,
+            api_rate_limited: stats.rate_limited,
+            api_throttled_ms: stats.throttled_ms,
+            plan_ms,
             media: media_stats,
             ..Totals::default()
         },
@@ -914,6 +943,7 @@ async fn ingest(
     }
     manifest.rejected_rows = transcoded.rejects.rejected_rows;
     report.rejected_rows = transcoded.rejects.rejected_rows;
+    report.rejected_by_reason = transcoded.rejects.rows_by_reason.clone();
     if let Some(staged) = rejects_staged {
         // In place before the manifest names it; a re-run overwrites it.
         let target = partition::rejects_path(&task.dataset, &task.task_id, execution_id);
@@ -1258,6 +1288,7 @@ fn base_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport
         ingest_ms: 0,
         retries: 0,
         rejected_rows: 0,
+        rejected_by_reason: Default::default(),
         media_files: 0,
         media_failed: 0,
         columns_added: vec![],

@@ -348,6 +348,14 @@ async fn error_statuses_map_to_typed_errors() {
     let stats = client.stats();
     assert_eq!(stats.rate_limited, 4);
     assert_eq!(stats.retries, 9); // 3 each for 429, 500, 502
+    assert_eq!(
+        stats.retries_by_cause,
+        crate::api::RetryCauses {
+            rate_limited: 3,
+            server_error: 6,
+            ..Default::default()
+        }
+    );
 }
 
 #[tokio::test]
@@ -729,6 +737,11 @@ async fn slow_headers_hit_the_request_timeout_and_are_retried() {
     assert_eq!(
         err.to_string(),
         "GET /api/v1/tasks/t1: timed out after 2 attempts"
+    );
+    let causes = client.stats().retries_by_cause;
+    assert_eq!(
+        (causes.timeout, causes.network, causes.server_error),
+        (1, 0, 0)
     );
 }
 
