@@ -10,7 +10,8 @@
 //!   store ◄─ write (parquet + manifest) ◄─ partition ◄─ schema (mapper)
 //! ```
 //!
-//! `pipeline` wires them together for one run, `report` says what happened, `cli`,
+//! `pipeline` wires them together for one run, `report` says what happened (and
+//! `lineage` and `metrics` tell lineage services and Prometheus from it), `cli`,
 //! `telemetry` and `progress` serve the binary. `sim` is a faithful local simulator of the Titan Task
 //! Service, used by the demo and the tests.
 
@@ -22,7 +23,9 @@ pub mod convert;
 pub mod decode;
 pub mod format;
 pub mod lease;
+pub mod lineage;
 pub mod media;
+pub mod metrics;
 pub mod partition;
 pub mod pipeline;
 pub mod progress;

@@ -11,6 +11,7 @@ pub mod env;
 pub mod file;
 pub mod interpolate;
 mod layer;
+mod observe;
 #[cfg(test)]
 mod tests;
 
@@ -139,6 +140,10 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// List what would be ingested; write nothing.
     pub dry_run: bool,
+    /// `[lineage]`: OpenLineage events, when on.
+    pub lineage: Option<crate::lineage::LineageSettings>,
+    /// `[metrics]`: where the run's Prometheus metrics go.
+    pub metrics: crate::metrics::MetricsSettings,
     /// The file this came from (for messages).
     pub path: PathBuf,
 }
@@ -477,6 +482,9 @@ impl Config {
             });
         }
 
+        let lineage = observe::lineage(&file.lineage, env, &base, path, &invalid)?;
+        let metrics = observe::metrics(&file.metrics, &base, &invalid)?;
+
         Ok(Config {
             api,
             store,
@@ -487,6 +495,8 @@ impl Config {
             tasks: specs,
             shard: overrides.shard,
             dry_run: overrides.dry_run,
+            lineage,
+            metrics,
             path: path.to_path_buf(),
         })
     }
