@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 
 use object_store::path::Path as StorePath;
 
-use crate::config::{RunOptions, StoreConfig};
+use crate::config::RunOptions;
 use crate::decode::{DecoderOptions, RawDecoder};
 use crate::format::ExportFormat;
-use crate::partition::PartNames;
-use crate::schema::{Lineage, Mapper, TargetSchema};
-use crate::store::{Store, StoreError};
-use crate::transcode::{BadRows, TranscodeError, file_body, transcode};
-use crate::write::{ExecutionWriter, WriterSettings};
+use crate::map::{Lineage, Mapper};
+use crate::run::transcode::{BadRows, TranscodeError, file_body, transcode};
+use crate::schema::TargetSchema;
+use crate::sink::parquet::{ExecutionWriter, WriterSettings};
+use crate::sink::partition::PartNames;
+use crate::sink::store::StoreConfig;
+use crate::sink::store::{Store, StoreError};
 
 /// What to convert.
 #[derive(Debug, Clone)]
@@ -50,7 +52,7 @@ pub enum ConvertError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Write(#[from] crate::write::WriteError),
+    Write(#[from] crate::sink::parquet::WriteError),
 }
 
 /// Converts `opts.input` into `<output>/<file stem>-<n>.parquet`.
@@ -83,7 +85,7 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         WriterSettings {
             row_group_rows: opts.run.row_group_rows,
             file_rows: opts.run.file_rows,
-            zstd_level: crate::write::DEFAULT_ZSTD_LEVEL,
+            zstd_level: crate::sink::parquet::DEFAULT_ZSTD_LEVEL,
             schema_fingerprint: opts.schema.fingerprint(),
         },
     )?;

@@ -16,26 +16,17 @@
 //! Service, used by the demo and the tests.
 
 pub mod api;
-pub mod cli;
-pub mod combine;
 pub mod config;
 pub mod convert;
 pub mod decode;
 pub mod format;
-pub mod lease;
 pub mod lineage;
+pub mod map;
 pub mod media;
 pub mod metrics;
-pub mod partition;
-pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod schema;
-pub mod sim;
-pub mod sniff;
-pub mod store;
-pub mod tasks;
-pub mod telemetry;
-pub mod transcode;
-pub mod waiter;
-pub mod write;
+pub mod sink;
+pub mod source;

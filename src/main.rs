@@ -1,26 +1,27 @@
 //! The `titan-connector` binary: parse arguments, set up logging, run a command, and turn
 //! the outcome into a documented exit code. All the work is in the library.
 
+mod cli;
+mod telemetry;
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use cli::exit::Exit;
+use cli::{Cli, Command};
 use titan_connector::api::ApiErrorKind;
-use titan_connector::cli::exit::Exit;
-use titan_connector::cli::{self, Cli, Command};
-use titan_connector::config::{
-    Config, ConfigError, Env, RunOptions, StoreConfig, resolve_store_url,
-};
+use titan_connector::config::{Config, ConfigError, Env, RunOptions, resolve_store_url};
 use titan_connector::convert::ConvertOptions;
 use titan_connector::format::ExportFormat;
 use titan_connector::lineage::LineageRun;
 use titan_connector::metrics;
-use titan_connector::pipeline::{self, RunError};
 use titan_connector::progress::Progress;
 use titan_connector::report::human_bytes;
+use titan_connector::run::{self, RunError};
 use titan_connector::schema::TargetSchema;
-use titan_connector::telemetry;
+use titan_connector::sink::store::StoreConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -99,7 +100,7 @@ async fn dispatch(cli: Cli, progress: Progress) -> Exit {
                 .as_ref()
                 .filter(|_| !cfg.dry_run)
                 .map(|l| LineageRun::begin(l, &cfg, run_uuid));
-            let report = match pipeline::run_as(&cfg, shutdown, progress, run_uuid).await {
+            let report = match run::run_as(&cfg, shutdown, progress, run_uuid).await {
                 Ok(r) => r,
                 Err(e) => {
                     let exit = run_error(&e, &cfg);

@@ -410,7 +410,7 @@ pub async fn publish(settings: &MetricsSettings, grouping: &[(&str, String)], te
         };
         if let Err(e) = result {
             warn!(
-                pushgateway = %crate::store::redact_url(gw),
+                pushgateway = %crate::sink::store::redact_url(gw),
                 error = %e,
                 "Metrics not pushed; the run goes on without them"
             );

@@ -232,7 +232,7 @@ impl RunReport {
         t.files = files.len();
         t.combined_files = files
             .iter()
-            .filter(|f| crate::partition::is_combined(&object_store::path::Path::from(**f)))
+            .filter(|f| crate::sink::partition::is_combined(&object_store::path::Path::from(**f)))
             .count();
         if self.duration_ms > 0 {
             let ended = t.executions - t.planned;

@@ -120,7 +120,7 @@ impl Delivery {
 
 /// The endpoint as logged: without user info, query or fragment.
 fn shown(u: &url::Url) -> String {
-    crate::store::redact_url(u)
+    crate::sink::store::redact_url(u)
 }
 
 /// POSTs `body` until it is accepted, a non-retryable answer comes, or the attempts are

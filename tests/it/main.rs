@@ -10,6 +10,7 @@ mod convert;
 mod e2e;
 mod evolution;
 mod faults;
+mod golden;
 mod lineage;
 mod media;
 mod stores;
