@@ -366,10 +366,7 @@ async fn observe_report(
             l.finish(report).await;
         }
     };
-    tokio::join!(
-        finish,
-        metrics::publish(&cfg.metrics, &grouping, &text)
-    );
+    tokio::join!(finish, metrics::publish(&cfg.metrics, &grouping, &text));
 }
 
 /// [`observe_report`] for a run that ended without a report.
