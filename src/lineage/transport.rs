@@ -98,10 +98,10 @@ impl Delivery {
                 return;
             }
         };
-        if let Some(path) = &self.file {
-            if let Err(e) = append_line(path, &body) {
-                warn!(event = kind, error = %e, "OpenLineage event not written");
-            }
+        if let Some(path) = &self.file
+            && let Err(e) = append_line(path, &body)
+        {
+            warn!(event = kind, error = %e, "OpenLineage event not written");
         }
         if let Some((client, s)) = &self.http {
             match post(client, s, &body).await {

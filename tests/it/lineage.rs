@@ -21,9 +21,12 @@ const OL_KEY: &str = "ol-key-SECRET-93c1";
 const PARENT: &str = "airflow/titan_ingest.ingest/01931f5e-0b2a-7c3d-9e4f-5a6b7c8d9e0f";
 const ROOT: &str = "airflow/titan_ingest/01931f5e-1111-7c3d-9e4f-5a6b7c8d9e0f";
 
-/// What the receiver got: each event and the Authorization header it came with.
+/// One request the receiver got: the event and its Authorization header.
+type Received = (Value, Option<String>);
+
+/// What the receiver got, in order.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<(Value, Option<String>)>>>);
+struct Captured(Arc<Mutex<Vec<Received>>>);
 
 impl Captured {
     fn events(&self) -> Vec<Value> {
@@ -412,5 +415,90 @@ async fn a_receiver_down_or_silent_changes_neither_exit_code_nor_run_time_beyond
             "{what}: {took:?} against {base_time:?} without lineage"
         );
     }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_run_with_abort() {
+    // One execution that never finishes: the run waits until it is told to stop.
+    let toml = format!(
+        r#"
+seed = 3
+token = "{TOKEN}"
+[[tasks]]
+id = "t1"
+name = "Never"
+[tasks.output_schema]
+type = "object"
+[tasks.output_schema.properties]
+a = {{ type = "string" }}
+[[tasks.executions]]
+id = "never-done"
+rows = 10
+running_for = "1h"
+"#
+    );
+    let sim = titan_sim::start(
+        titan_sim::Scenario::from_toml_str(&toml).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &sim.base_url(),
+        "[lineage]\nfile = \"events.ndjson\"\n\n[[tasks]]\nid = \"t1\"\n",
+    );
+    let mut child = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["run", "--config", "titan.toml"])
+        .env("TITAN_TOKEN", TOKEN)
+        .env_remove("OPENLINEAGE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let events = dir.path().join("events.ndjson");
+    let started = Instant::now();
+    // START is out and the execution is being awaited.
+    while !(events.exists()
+        && sim
+            .requests()
+            .iter()
+            .any(|r| r.path.ends_with("/executions/never-done")))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the run never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = tokio::task::spawn_blocking(move || {
+        crate::faults::wait_with_deadline(&mut child, Duration::from_secs(25))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(130));
+    let lines: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["START", "ABORT"]);
+    assert_eq!(lines[0]["run"]["runId"], lines[1]["run"]["runId"]);
+    assert!(lines[1]["run"]["facets"].get("errorMessage").is_none());
     sim.shutdown().await;
 }
