@@ -22,7 +22,9 @@ use std::time::Duration;
 use url::Url;
 
 use crate::api::{ApiConfig, Token};
+use crate::decode::DecoderOptions;
 use crate::media::MediaSettings;
+use crate::sink::parquet::{DEFAULT_ZSTD_LEVEL, WriterSettings};
 use crate::sink::store::StoreConfig;
 use crate::source::tasks::{self, Shard, TaskSpec};
 use crate::source::waiter::WaitPolicy;
@@ -104,6 +106,27 @@ pub struct RunOptions {
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub file_rows: usize,
+}
+
+impl RunOptions {
+    /// How Parquet parts are written for data of the schema with `schema_fingerprint`:
+    /// one place, for `run`, combining and `convert`.
+    pub fn writer_settings(&self, schema_fingerprint: String) -> WriterSettings {
+        WriterSettings {
+            row_group_rows: self.row_group_rows,
+            file_rows: self.file_rows,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            schema_fingerprint,
+        }
+    }
+
+    /// How export bodies are decoded.
+    pub fn decoder_options(&self) -> DecoderOptions {
+        DecoderOptions {
+            batch_rows: self.batch_rows,
+            ..DecoderOptions::default()
+        }
+    }
 }
 
 impl Default for RunOptions {

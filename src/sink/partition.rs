@@ -89,6 +89,16 @@ impl PartNames {
     }
 }
 
+/// The partition date of an execution: the UTC day it was created (fixed once created,
+/// so a re-run lands in the same folder), else the day it started or completed, else today.
+pub fn execution_date(e: &crate::api::Execution) -> String {
+    [&e.created_at, &e.started_at, &e.completed_at]
+        .into_iter()
+        .flatten()
+        .find_map(|t| utc_date(t))
+        .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string())
+}
+
 /// `<dataset>/task_id=<task>`: every partition of a task, for orphan clean-up.
 pub fn task_prefix(dataset: &str, task_id: &str) -> Path {
     Path::from_iter([
