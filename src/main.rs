@@ -265,6 +265,7 @@ async fn convert(args: &cli::ConvertArgs) -> Exit {
             batch_rows: args.batch_rows.max(1),
             row_group_rows: args.row_group_rows.max(1),
             file_rows: args.file_rows.max(1),
+            ..RunOptions::default()
         },
     };
     let started = std::time::Instant::now();

@@ -33,6 +33,11 @@ pub use template::TEMPLATE;
 
 /// Default Titan origin (the public Task Service).
 pub const DEFAULT_API_URL: &str = "https://api.webscraping.titannet.io";
+/// Default of `[run] file_mb`.
+pub const DEFAULT_FILE_MB: u64 = 1024;
+/// `[run] file_mb` at most: S3 copies an object in one request only up to 5 GiB, and
+/// committing a part may copy it.
+pub const MAX_FILE_MB: f64 = 4096.0;
 /// Default store when none is configured.
 pub const DEFAULT_STORE: &str = "./out";
 
@@ -106,6 +111,8 @@ pub struct RunOptions {
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub file_rows: usize,
+    /// `file_mb`, in bytes.
+    pub file_bytes: u64,
 }
 
 impl RunOptions {
@@ -115,6 +122,7 @@ impl RunOptions {
         WriterSettings {
             row_group_rows: self.row_group_rows,
             file_rows: self.file_rows,
+            file_bytes: self.file_bytes,
             zstd_level: DEFAULT_ZSTD_LEVEL,
             schema_fingerprint,
         }
@@ -136,6 +144,7 @@ impl Default for RunOptions {
             batch_rows: 8192,
             row_group_rows: 128 * 1024,
             file_rows: 1024 * 1024,
+            file_bytes: DEFAULT_FILE_MB << 20,
         }
     }
 }

@@ -2,9 +2,13 @@
 //! least two are still ours, else each alone; then their leftovers cleaned up and their
 //! leases released, never before their commit is settled.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::Ctx;
+use super::{Ctx, lock};
 use crate::report::{ExecutionReport, Outcome};
 use crate::sink::lease::Lease;
 use crate::sink::{Committed, GroupCommitted, GroupFailed, Staged};
@@ -99,6 +103,29 @@ pub(super) async fn flush(ctx: &Ctx, group: Vec<Waiting>) -> Vec<ExecutionReport
         ctx.progress
             .finish(&w.report.execution_id, w.report.outcome);
         reports.push(w.report);
+    }
+    reports
+}
+
+/// Commits the groups whose oldest member has waited `max_commit_delay`, until `stop`;
+/// returns the reports of the executions it committed. Runs beside the run loop, so a
+/// run killed late loses at most that window of finished work.
+pub(super) async fn flush_aged(ctx: Arc<Ctx>, stop: CancellationToken) -> Vec<ExecutionReport> {
+    let idle = ctx.cfg.combine.max_delay.min(Duration::from_secs(1));
+    let mut reports = Vec::new();
+    loop {
+        let wait = lock(&ctx.combiners)
+            .next_due(Instant::now())
+            .unwrap_or(idle)
+            .max(Duration::from_millis(20));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stop.cancelled() => break,
+        }
+        let aged = lock(&ctx.combiners).take_aged(Instant::now());
+        for group in aged {
+            reports.extend(flush(&ctx, group).await);
+        }
     }
     reports
 }

@@ -160,6 +160,7 @@ pub async fn combine(
                         batch.schema(),
                         WriterSettings {
                             file_rows: usize::MAX,
+                            file_bytes: u64::MAX,
                             ..settings.clone()
                         },
                     )?),
@@ -972,6 +973,7 @@ mod tests {
         WriterSettings {
             row_group_rows: 7,
             file_rows,
+            file_bytes: u64::MAX,
             zstd_level: 1,
             schema_fingerprint: "f".into(),
         }
