@@ -232,7 +232,7 @@ impl Resolving<'_> {
             file_rows: file.run.file_rows.unwrap_or(defaults.file_rows),
             file_bytes: match file.run.file_mb {
                 None => defaults.file_bytes,
-                Some(mb) if mb.is_finite() && mb >= 1.0 && mb <= MAX_FILE_MB => {
+                Some(mb) if (1.0..=MAX_FILE_MB).contains(&mb) => {
                     (mb * 1024.0 * 1024.0).round() as u64
                 }
                 Some(mb) => {

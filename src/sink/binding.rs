@@ -9,7 +9,7 @@
 //! folder.
 
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
