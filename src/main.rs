@@ -283,6 +283,7 @@ async fn convert(args: &cli::ConvertArgs) -> Exit {
             batch_rows: args.batch_rows.max(1),
             row_group_rows: args.row_group_rows.max(1),
             file_rows: args.file_rows.max(1),
+            ..RunOptions::default()
         },
     };
     let started = std::time::Instant::now();
@@ -406,7 +407,7 @@ const AUTH_HINT: &str = "check TITAN_TOKEN (or api.token_file) and that the key 
 
 fn run_error(e: &RunError, cfg: &Config) -> Exit {
     let (exit, hint) = match e {
-        RunError::Auth(_) => (Exit::Auth, AUTH_HINT),
+        RunError::MediaAuth { .. } => (Exit::Auth, AUTH_HINT),
         RunError::Api(api) => match api.kind() {
             ApiErrorKind::Auth => (Exit::Auth, AUTH_HINT),
             ApiErrorKind::Unreachable => (
@@ -416,7 +417,7 @@ fn run_error(e: &RunError, cfg: &Config) -> Exit {
             ApiErrorKind::Config | ApiErrorKind::Refused => (Exit::Usage, ""),
             _ => (Exit::Failure, ""),
         },
-        RunError::Store(_) | RunError::Other(_) => (Exit::Failure, ""),
+        RunError::Store(_) | RunError::Sink(_) | RunError::Recover { .. } => (Exit::Failure, ""),
     };
     eprintln!("error: {}", chain(e));
     if !hint.is_empty() {

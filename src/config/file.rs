@@ -89,6 +89,11 @@ pub struct RunSection {
     pub combine_below_mb: Option<f64>,
     /// A combined file is written once its executions' staged output reaches this (MiB).
     pub combine_target_mb: Option<f64>,
+    /// A finished execution waiting to be combined is committed within this time.
+    #[serde(default, with = "humantime_serde")]
+    pub max_commit_delay: Option<Duration>,
+    /// MiB per Parquet file before rolling to the next part (checked per row group).
+    pub file_mb: Option<f64>,
     /// Default for tasks: `quarantine` (default), `skip` or `fail`.
     pub on_bad_row: Option<crate::map::BadRowPolicy>,
     /// Default for tasks: fail an execution whose rejected rows exceed this share (0–1).

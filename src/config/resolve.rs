@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::file::{ConfigFile, ExecutionsRaw};
 use super::{
-    Config, ConfigError, DEFAULT_API_URL, DEFAULT_STORE, Env, MediaConfig, Overrides, RunOptions,
-    env, interpolate, layer, parse_api_url, read_token_file, resolve_store_url,
+    Config, ConfigError, DEFAULT_API_URL, DEFAULT_STORE, Env, MAX_FILE_MB, MediaConfig, Overrides,
+    RunOptions, env, interpolate, layer, parse_api_url, read_token_file, resolve_store_url,
 };
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
 use crate::map::RejectPolicy;
@@ -235,6 +235,18 @@ impl Resolving<'_> {
             batch_rows: file.run.batch_rows.unwrap_or(defaults.batch_rows),
             row_group_rows: file.run.row_group_rows.unwrap_or(defaults.row_group_rows),
             file_rows: file.run.file_rows.unwrap_or(defaults.file_rows),
+            file_bytes: match file.run.file_mb {
+                None => defaults.file_bytes,
+                Some(mb) if (1.0..=MAX_FILE_MB).contains(&mb) => {
+                    (mb * 1024.0 * 1024.0).round() as u64
+                }
+                Some(mb) => {
+                    return Err(self.invalid(
+                        "run.file_mb",
+                        format!("{mb} is not a size in MiB from 1 to {MAX_FILE_MB}"),
+                    ));
+                }
+            },
         };
         for (field, v) in [
             ("run.concurrency", run.concurrency),
@@ -264,7 +276,17 @@ impl Resolving<'_> {
                 format!("{target_mb} is not a size in MiB greater than 0"),
             ));
         }
-        Ok((run, CombineSettings::from_mb(below_mb, target_mb)))
+        let max_delay = file
+            .run
+            .max_commit_delay
+            .unwrap_or(combine::DEFAULT_MAX_COMMIT_DELAY);
+        if max_delay.is_zero() {
+            return Err(self.invalid("run.max_commit_delay", "must be greater than 0".to_string()));
+        }
+        Ok((
+            run,
+            CombineSettings::from_mb(below_mb, target_mb).with_max_delay(max_delay),
+        ))
     }
 
     /// `[wait]`: how executions are polled until they end.

@@ -42,8 +42,14 @@ const BATCH_DEPTH: usize = 2;
 /// Read size from a local file.
 const READ_CHUNK: usize = 1 << 20;
 
-/// A failure of the byte source, kept whole so callers can look at it (`downcast_ref`).
-pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+/// A failure of the byte source: the export's body (the API) or a local file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// Why a transcode stopped.
 #[derive(Debug, thiserror::Error)]
