@@ -163,53 +163,13 @@ pub(super) fn metrics(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn the_endpoint_joins_url_and_path_with_one_slash() {
-        for (url, ep, want) in [
-            (
-                "http://marquez:5000",
-                None,
-                "http://marquez:5000/api/v1/lineage",
-            ),
-            (
-                "http://marquez:5000/",
-                Some("/api/v1/lineage"),
-                "http://marquez:5000/api/v1/lineage",
-            ),
-            (
-                "https://ol.example.test/base/",
-                Some("events"),
-                "https://ol.example.test/base/events",
-            ),
-        ] {
-            assert_eq!(
-                endpoint_url(url, ep).unwrap().as_str(),
-                want,
-                "{url} {ep:?}"
-            );
-        }
-        assert!(
-            endpoint_url("ftp://x", None)
-                .unwrap_err()
-                .contains("not an http(s) URL")
-        );
-        assert!(
-            endpoint_url("http://x/?k=v", None)
-                .unwrap_err()
-                .contains("query")
-        );
-    }
-}
-
-#[cfg(test)]
-mod config_tests {
-    //! Through `Config::from_toml`: the file, the standard variables, and what wins.
+    //! Through `Config::from_toml`: the file, the standard variables, and what wins; and
+    //! the endpoint URL.
     use std::path::Path;
     use std::time::Duration;
 
     use super::super::{Config, ConfigError, Env, Overrides};
+    use super::endpoint_url;
 
     const TASK: &str = "[[tasks]]\nid = \"task-1\"\n";
     const PARENT: &str = "airflow/titan_ingest.ingest/01931f5e-0b2a-7c3d-9e4f-5a6b7c8d9e0f";
@@ -365,6 +325,43 @@ mod config_tests {
         assert_eq!(
             (m.job.as_str(), m.timeout),
             ("lake", Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn the_endpoint_joins_url_and_path_with_one_slash() {
+        for (url, ep, want) in [
+            (
+                "http://marquez:5000",
+                None,
+                "http://marquez:5000/api/v1/lineage",
+            ),
+            (
+                "http://marquez:5000/",
+                Some("/api/v1/lineage"),
+                "http://marquez:5000/api/v1/lineage",
+            ),
+            (
+                "https://ol.example.test/base/",
+                Some("events"),
+                "https://ol.example.test/base/events",
+            ),
+        ] {
+            assert_eq!(
+                endpoint_url(url, ep).unwrap().as_str(),
+                want,
+                "{url} {ep:?}"
+            );
+        }
+        assert!(
+            endpoint_url("ftp://x", None)
+                .unwrap_err()
+                .contains("not an http(s) URL")
+        );
+        assert!(
+            endpoint_url("http://x/?k=v", None)
+                .unwrap_err()
+                .contains("query")
         );
     }
 }
