@@ -416,6 +416,48 @@ fn parse_connection_string(cs: &str) -> Result<Vec<(AzureConfigKey, String)>, St
 }
 
 /// Drops any user:password and query (SAS tokens, signatures) from a URL before showing it.
+/// Backend options whose values are safe to show: where the store is, never how to get
+/// in. Every other option (keys, secrets, tokens, SAS, service-account JSON, and any
+/// option we do not know) is shown as `***`, so a credential never reaches a log line.
+const SHOWN_OPTIONS: &[&str] = &[
+    "aws_region",
+    "region",
+    "aws_endpoint",
+    "aws_endpoint_url",
+    "endpoint",
+    "endpoint_url",
+    "aws_allow_http",
+    "allow_http",
+    "aws_virtual_hosted_style_request",
+    "virtual_hosted_style_request",
+    "aws_bucket",
+    "bucket",
+    "google_bucket",
+    "azure_storage_account_name",
+    "account_name",
+    "azure_container_name",
+    "container_name",
+    "azure_use_emulator",
+    "use_emulator",
+];
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<(&str, &str)> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let shown = SHOWN_OPTIONS.contains(&k.to_ascii_lowercase().as_str());
+                (k.as_str(), if shown { v.as_str() } else { "***" })
+            })
+            .collect();
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("options", &options)
+            .finish()
+    }
+}
+
 pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
@@ -434,6 +476,33 @@ mod tests {
             url: Url::parse(url).unwrap(),
             options: vec![],
         }
+    }
+
+    #[test]
+    fn debug_hides_credential_options_and_url_secrets() {
+        let cfg = StoreConfig {
+            url: Url::parse("s3://user:pw-SECRET@bucket/prefix?sig=SECRET").unwrap(),
+            options: vec![
+                ("aws_region".into(), "eu-west-1".into()),
+                ("aws_access_key_id".into(), "AKIA-SECRET".into()),
+                ("aws_secret_access_key".into(), "SECRET-key".into()),
+                ("aws_session_token".into(), "SECRET-token".into()),
+                ("azure_storage_sas_key".into(), "SECRET-sas".into()),
+                ("google_service_account_key".into(), "{SECRET}".into()),
+                ("some_future_option".into(), "SECRET?".into()),
+                ("AWS_ENDPOINT".into(), "http://127.0.0.1:9000".into()),
+            ],
+        };
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert_eq!(
+            format!("{cfg:?}"),
+            "StoreConfig { url: \"s3://bucket/prefix\", options: [(\"aws_region\", \"eu-west-1\"), \
+             (\"aws_access_key_id\", \"***\"), (\"aws_secret_access_key\", \"***\"), \
+             (\"aws_session_token\", \"***\"), (\"azure_storage_sas_key\", \"***\"), \
+             (\"google_service_account_key\", \"***\"), (\"some_future_option\", \"***\"), \
+             (\"AWS_ENDPOINT\", \"http://127.0.0.1:9000\")] }"
+        );
     }
 
     #[tokio::test]

@@ -87,8 +87,8 @@ pub struct Overrides {
     pub dry_run: bool,
 }
 
-/// Where output goes.
-#[derive(Debug, Clone)]
+/// Where output goes. `Debug` (in `store.rs`) hides credential options and URL secrets.
+#[derive(Clone)]
 pub struct StoreConfig {
     /// Resolved URL (`file:///abs/path`, `s3://…`, `memory://`).
     pub url: Url,
