@@ -30,6 +30,7 @@ pub mod report;
 pub mod schema;
 pub mod sim;
 pub mod sniff;
+pub mod spool;
 pub mod store;
 pub mod tasks;
 pub mod telemetry;

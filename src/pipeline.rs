@@ -1134,7 +1134,7 @@ async fn transcode_export(
             .await
             .map_err(|e| transcode_failed(execution_id, e));
     }
-    let spool = Spool::fill(&std::env::temp_dir(), execution_id, body)
+    let spool = Spool::fill(&ctx.cfg.media.spool, execution_id, body)
         .await
         .map_err(|e| transcode_failed(execution_id, TranscodeError::Source(e)))?;
     let body = spool
