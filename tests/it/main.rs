@@ -11,5 +11,6 @@ mod e2e;
 mod evolution;
 mod faults;
 mod media;
+mod reliability;
 mod stores;
 mod util;
