@@ -102,6 +102,8 @@ pub struct MediaConfig {
     pub settings: MediaSettings,
     /// A separate media store; `None` → the Parquet store.
     pub store: Option<StoreConfig>,
+    /// Where and how large the local copy of an export may be while its media downloads.
+    pub spool: crate::spool::SpoolSettings,
 }
 
 /// Tuning of a run.
@@ -241,6 +243,15 @@ impl Config {
         if let Some(t) = file.api.read_timeout {
             api.read_timeout = t;
         }
+        if let Some(t) = file.api.body_timeout {
+            if t.is_zero() {
+                return Err(invalid(
+                    "api.body_timeout",
+                    "must be greater than zero".to_string(),
+                ));
+            }
+            api.body_timeout = t;
+        }
         api.allow_insecure_http = file.api.allow_insecure_http.unwrap_or(false);
         api.retry = RetryPolicy::default();
         if let Some(n) = file.api.max_attempts {
@@ -252,10 +263,15 @@ impl Config {
             }
             api.retry.max_attempts = n;
         }
+        // Unset: the default budget until the server advertises its own limit. Set: the
+        // user's number, held to whatever the server says.
         match file.api.rate_limit_per_minute {
             Some(0) => api.rate_limit_per_minute = None,
-            Some(n) => api.rate_limit_per_minute = Some(n),
-            None => {}
+            Some(n) => {
+                api.rate_limit_per_minute = Some(n);
+                api.rate_limit_from_server = false;
+            }
+            None => api.rate_limit_from_server = true,
         }
         if let Some(hosts) = &file.media.allowed_hosts {
             api.media_allowed_hosts = hosts.clone();
@@ -309,9 +325,23 @@ impl Config {
             }),
             None => None,
         };
+        let mut spool = crate::spool::SpoolSettings::default();
+        if let Some(dir) = &file.media.spool_dir {
+            spool.dir = base.join(dir);
+        }
+        if let Some(n) = file.media.spool_max_bytes {
+            if n == 0 {
+                return Err(invalid(
+                    "media.spool_max_bytes",
+                    "must be at least 1".to_string(),
+                ));
+            }
+            spool.max_bytes = n;
+        }
         let media = MediaConfig {
             settings,
             store: media_store,
+            spool,
         };
 
         // [run]

@@ -252,7 +252,8 @@ impl Scenario {
             return false;
         }
         let h = super::data::splitmix64(
-            self.seed ^ super::data::fnv1a(exec_id.as_bytes()).rotate_left(7)
+            self.seed
+                ^ super::data::fnv1a(exec_id.as_bytes()).rotate_left(7)
                 ^ super::data::fnv1a(media_id.as_bytes()),
         );
         (h % 10_000) < (self.expired_media_rate * 10_000.0) as u64
