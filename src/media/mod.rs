@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::api::{ApiError, TitanClient};
-use crate::store::{Store, StoreError};
+use crate::sink::store::{Store, StoreError};
 use column::Outcome;
 pub use fetch::FetchError;
 use fetch::{Failure, Target};
@@ -446,7 +446,11 @@ impl MediaFetcher {
         let FetchError::Api(media_err) = media_failure else {
             return Ok(media_failure);
         };
-        let per_file = |source| Ok(FetchError::LinkRefused { source });
+        let per_file = |source| {
+            Ok(FetchError::LinkRefused {
+                source: Box::new(source),
+            })
+        };
         let lock = || {
             self.inner
                 .token_confirmed

@@ -1,10 +1,10 @@
 //! Issue 13 end to end: one bad media link does not stop a run, the budget follows what
 //! the server advertises, the media spool stays where and as big as configured.
 
-use titan_connector::pipeline;
 use titan_connector::report::Outcome;
-use titan_connector::sim::data::{self, SimValue};
-use titan_connector::sim::{self, RunningSim, Scenario};
+use titan_connector::run;
+use titan_sim::data::{self, SimValue};
+use titan_sim::{self as sim, RunningSim, Scenario};
 
 use crate::util::*;
 
@@ -54,7 +54,7 @@ async fn expired_media_links_fail_only_their_files_and_the_run_commits_everythin
     assert!(want_failed >= 10, "{want_failed}");
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &base, PRODUCTS_ONLY);
-    let report = pipeline::run(&cfg).await.expect("the run goes on");
+    let report = run::run(&cfg).await.expect("the run goes on");
     let mut got: Vec<(String, Outcome, u64)> = report
         .executions
         .iter()
