@@ -259,7 +259,7 @@ impl Resolving<'_> {
             file_rows: file.run.file_rows.unwrap_or(defaults.file_rows),
             file_bytes: match file.run.file_mb {
                 None => defaults.file_bytes,
-                Some(mb) if mb.is_finite() && (1.0..=MAX_FILE_MB).contains(&mb) => {
+                Some(mb) if (1.0..=MAX_FILE_MB).contains(&mb) => {
                     (mb * 1024.0 * 1024.0).round() as u64
                 }
                 Some(mb) => {

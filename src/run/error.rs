@@ -124,32 +124,34 @@ impl IngestError {
         }
     }
 
-    /// The run's error for an execution's authentication failure (`api_kind() ==
-    /// Some(Auth)`): with a rejected token no other execution can succeed either. `None`
-    /// for every other failure, which fails only this execution.
-    // The `Err` hands the execution's own error back unchanged (168 bytes, once per
-    // execution): boxing it would only move it.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn into_fatal(self) -> Result<RunError, IngestError> {
+    /// Whose failure this is: the run's for an authentication failure (with a rejected
+    /// token no other execution can succeed either), else this execution's alone.
+    pub(crate) fn severity(self) -> Severity {
         if self.api_kind() != Some(ApiErrorKind::Auth) {
-            return Err(self);
+            return Severity::Execution(self);
         }
         match self {
             IngestError::Api(a) | IngestError::Wait(WaitError::Api { source: a, .. }) => {
-                Ok(RunError::Api(a))
+                Severity::Run(RunError::Api(a))
             }
             IngestError::Transcode {
                 source: TranscodeError::Source(SourceError::Api(a)),
                 ..
-            } => Ok(RunError::Api(a)),
+            } => Severity::Run(RunError::Api(a)),
             IngestError::Transcode {
                 execution_id,
                 source: TranscodeError::Media(m),
-            } => Ok(RunError::MediaAuth {
+            } => Severity::Run(RunError::MediaAuth {
                 execution_id,
                 source: m,
             }),
-            other => Err(other),
+            other => Severity::Execution(other),
         }
     }
+}
+
+/// What a failure ends: see [`IngestError::severity`].
+pub(crate) enum Severity {
+    Run(RunError),
+    Execution(IngestError),
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures::stream::BoxStream;
 use tracing::{info, warn};
 
-use super::error::{EXPORT_ATTEMPTS, IngestError, RunError};
+use super::error::{EXPORT_ATTEMPTS, IngestError, RunError, Severity};
 use super::flush::{Waiting, committed_alone};
 use super::transcode::{BadRows, MediaStage, Spool, TranscodeError, Transcoded, transcode};
 use super::{Ctx, PlannedTaskInfo, WorkItem, base_report};
@@ -44,10 +44,10 @@ pub(super) async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<Done, R
         r = waiter::wait_from(&ctx.client, execution, &ctx.cfg.wait) => r.map_err(IngestError::from),
         () = ctx.shutdown.cancelled() => Err(IngestError::Interrupted),
     };
-    let finished = match waited.map_err(IngestError::into_fatal) {
+    let finished = match waited.map_err(IngestError::severity) {
         Ok(e) => e,
-        Err(Ok(fatal)) => return Err(fatal),
-        Err(Err(e)) => {
+        Err(Severity::Run(fatal)) => return Err(fatal),
+        Err(Severity::Execution(e)) => {
             warn!(execution_id = report.execution_id, error = %e, "Waiting failed");
             report.error = Some(e.to_string());
             return Ok(Done::Report(report));
@@ -65,15 +65,15 @@ pub(super) async fn process_claimed(ctx: &Ctx, item: WorkItem) -> Result<Done, R
         })
     };
     report.ingest_ms = ingest_start.elapsed().as_millis() as u64;
-    match result.map_err(IngestError::into_fatal) {
+    match result.map_err(IngestError::severity) {
         Ok(None) => Ok(Done::Report(report)),
         Ok(Some(staged)) => Ok(Done::Staged(Box::new(Waiting {
             staged,
             report,
             lease: None,
         }))),
-        Err(Ok(fatal)) => Err(fatal),
-        Err(Err(e)) => {
+        Err(Severity::Run(fatal)) => Err(fatal),
+        Err(Severity::Execution(e)) => {
             warn!(execution_id = report.execution_id, error = %e, "Execution not ingested");
             report.outcome = Outcome::Failed;
             report.error = Some(e.to_string());

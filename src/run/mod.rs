@@ -36,6 +36,7 @@ use crate::report::{
     ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals, now_rfc3339,
 };
 use crate::schema::{EvolutionPolicy, TargetSchema};
+use crate::sink::binding;
 use crate::sink::combine::{Combiners, GroupKey};
 use crate::sink::lease::{self, Lease};
 use crate::sink::parquet::WriterSettings;
@@ -110,7 +111,18 @@ pub async fn run_with_progress(
     let mut planned_tasks = Vec::new();
     for spec in &cfg.tasks {
         match plan_task(&client, spec).await {
-            Ok(planned) => planned_tasks.push(planned),
+            Ok(mut planned) => {
+                planned.dataset = binding::dataset_for(
+                    &store,
+                    &spec.id,
+                    &planned.task_name,
+                    spec.dataset.as_deref(),
+                    &planned.dataset,
+                    !cfg.dry_run,
+                )
+                .await?;
+                planned_tasks.push(planned);
+            }
             Err(PlanError::Api(e))
                 if matches!(e.kind(), ApiErrorKind::Auth | ApiErrorKind::Unreachable) =>
             {

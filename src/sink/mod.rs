@@ -17,6 +17,7 @@
 //! writer ([`parquet`]), per-execution [`lease`]s (which only avoid double downloads:
 //! exactly-once never depends on them) and the [`combine`] policy for small executions.
 
+pub mod binding;
 pub mod combine;
 pub mod folder;
 pub mod lease;

@@ -116,7 +116,12 @@ impl Store {
         &self.url
     }
 
-    fn op_err(&self, op: &'static str, path: &Path, source: object_store::Error) -> StoreError {
+    pub(crate) fn op_err(
+        &self,
+        op: &'static str,
+        path: &Path,
+        source: object_store::Error,
+    ) -> StoreError {
         StoreError::Op {
             url: self.url.clone(),
             op,

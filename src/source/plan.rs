@@ -12,7 +12,11 @@ use crate::source::tasks::{self, ExecutionSelector, TaskSpec};
 /// A task resolved against the API: its schema, dataset and the executions to process.
 pub struct PlannedTask {
     pub spec: TaskSpec,
+    /// The configured dataset, else one derived from the schema's or the task's name
+    /// (which the sink's task binding may override: see `sink::binding`).
     pub dataset: String,
+    /// The task's name in Titan.
+    pub task_name: String,
     pub schema: Arc<TargetSchema>,
     pub executions: Vec<Execution>,
 }
@@ -91,6 +95,7 @@ pub async fn plan_task(client: &TitanClient, spec: &TaskSpec) -> Result<PlannedT
     Ok(PlannedTask {
         spec: spec.clone(),
         dataset,
+        task_name: task.name.clone(),
         schema: Arc::new(schema),
         executions,
     })

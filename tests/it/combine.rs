@@ -547,3 +547,43 @@ async fn waiting_small_executions_are_committed_within_max_commit_delay() {
     assert_rows_equal_source(&out, &sc, &sim.base_url());
     assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
 }
+
+/// A group commit that fails half way (the combined file in place, a manifest not
+/// written) and cannot be settled keeps its members' leases: released, they would let
+/// another process commit a member alone while its rows are already in the combined file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_that_cannot_be_settled_keeps_its_members_leases() {
+    let sc = small_scenario(1, 2);
+    let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // A folder where the second member's manifest goes: every put of it fails.
+    let manifests = out.join(DATASET).join("_manifests").join("small-0");
+    std::fs::create_dir_all(manifests.join("s0-e001.json")).unwrap();
+    let cfg = small_config(dir.path(), &sim.base_url(), &sc, "");
+    let report = run::run(&cfg).await.unwrap();
+    assert_eq!(report.totals.failed, 2, "{:?}", report.totals);
+    assert!(
+        report.executions.iter().all(|e| e
+            .error
+            .as_deref()
+            .is_some_and(|m| m.starts_with("group commit"))),
+        "{:?}",
+        report.executions
+    );
+    let leases = out.join(DATASET).join("_leases").join("small-0");
+    for e in ["s0-e000", "s0-e001"] {
+        assert!(
+            leases.join(format!("{e}.json")).is_file(),
+            "the lease of {e} was let go before its group was settled"
+        );
+    }
+    let intents = walk_files(&out.join(DATASET).join("_groups"));
+    assert_eq!(
+        intents.len(),
+        1,
+        "the intent stays for recovery: {intents:?}"
+    );
+}

@@ -1,7 +1,9 @@
 //! In-process tests of the whole simulator over HTTP (127.0.0.1, ephemeral port).
 
-use super::data::{self, SimValue};
-use super::*;
+mod faults;
+
+use crate::data::{self, SimValue};
+use crate::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
