@@ -28,6 +28,7 @@ pub const LAYERED_KEYS: &[&str] = &[
     "api.token_file",
     "api.timeout",
     "api.read_timeout",
+    "api.body_timeout",
     "api.allow_insecure_http",
     "api.max_attempts",
     "api.rate_limit_per_minute",
@@ -53,6 +54,8 @@ pub const LAYERED_KEYS: &[&str] = &[
     "media.on_error",
     "media.max_bytes",
     "media.store",
+    "media.spool_dir",
+    "media.spool_max_bytes",
 ];
 
 /// Older, shorter names still honoured; the long name wins when both are set.

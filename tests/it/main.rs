@@ -12,5 +12,6 @@ mod evolution;
 mod faults;
 mod golden;
 mod media;
+mod reliability;
 mod stores;
 mod util;
