@@ -337,6 +337,8 @@ fn watch_signals(shutdown: CancellationToken) {
                 eprintln!("error: did not stop within {SHUTDOWN_DEADLINE:?} of {name}; exiting");
             }
         }
+        // Destructors do not run past this point: delete the media spool by hand.
+        titan_connector::run::spool::remove_all();
         std::process::exit(i32::from(Exit::Interrupted.code()));
     });
 }

@@ -487,6 +487,8 @@ async fn redirect_pair(scheme: AuthScheme) -> (Seen, Seen, Result<Bytes, ApiErro
     let server_a = TestServer::start(app_a).await;
     let cfg = ApiConfig {
         auth: scheme,
+        // The CDN (another port) is another origin: media redirects need it listed.
+        media_allowed_hosts: vec!["127.0.0.1".into()],
         ..testutil::config(&server_a)
     };
     let client = TitanClient::new(cfg).expect("client");
@@ -1002,4 +1004,119 @@ fn client_futures_are_send() {
     let c = client.clone();
     let policy = crate::source::waiter::WaitPolicy::default();
     assert_send(&async move { crate::source::waiter::wait_for_terminal(&c, "e", &policy).await });
+}
+
+/// Issue 13.10: a server that alternates two full pages (offset 0, 200, 400… → A;
+/// 100, 300… → B) used to be paged to the 10,000-page limit; the cycle is caught on the
+/// first return to an earlier page.
+#[tokio::test]
+async fn pages_that_cycle_are_a_protocol_error_at_the_first_repeat() {
+    let app = Router::new().route(
+        "/api/v1/tasks",
+        get(|Query(p): Query<Page>| async move {
+            let a_page = (p.offset.unwrap_or(0) / 100) % 2 == 0;
+            let items = if a_page {
+                tasks(0..100)
+            } else {
+                tasks(100..200)
+            };
+            testutil::ok(json!(items))
+        }),
+    );
+    let server = TestServer::start(app).await;
+    let client = client(&server);
+    let err = tokio::time::timeout(Duration::from_secs(20), client.list_tasks())
+        .await
+        .expect("ends long before the page limit")
+        .expect_err("cycle");
+    assert_eq!(err.kind(), ApiErrorKind::Protocol);
+    assert!(
+        err.to_string()
+            .ends_with("the page at offset 200 repeats an earlier page; the listing cycles"),
+        "{err}"
+    );
+    assert_eq!(client.stats().requests, 3);
+}
+
+/// Issue 13.10: an execution that shows up on two pages (a new one was inserted at the
+/// head while paging, shifting the rest) is returned once.
+#[tokio::test]
+async fn an_execution_listed_on_two_pages_is_returned_once() {
+    let app = Router::new().route(
+        "/api/v1/executions",
+        get(|Query(p): Query<Page>| async move {
+            let exec = |i: usize| json!({"id": format!("e{i}"), "status": "completed"});
+            let items: Vec<_> = match p.offset.unwrap_or(0) {
+                // e99 is listed again at the top of the second page.
+                0 => (0..100).map(exec).collect(),
+                100 => (99..150).map(exec).collect(),
+                _ => Vec::new(),
+            };
+            testutil::ok(json!({"executions": items, "total": 151, "limit": 100}))
+        }),
+    );
+    let server = TestServer::start(app).await;
+    let client = client(&server);
+    let got = client.list_executions().await.expect("list");
+    let ids: Vec<String> = got.into_iter().map(|e| e.id).collect();
+    let want: Vec<String> = (0..150).map(|i| format!("e{i}")).collect();
+    assert_eq!(ids, want);
+}
+
+/// Issue 13.10: a JSON body dripping one byte per 100 ms never trips the gap-based
+/// `read_timeout` (1 s here), so before the whole-body deadline it took the full ~6 s to
+/// arrive; now it fails at `body_timeout` with a clear error, and is retried like a
+/// transport failure.
+#[tokio::test]
+async fn a_dripping_json_body_fails_at_the_body_deadline() {
+    let app = Router::new().route(
+        "/api/v1/tasks/t1",
+        get(|| async {
+            let text = json!({"success": true, "data": {"id": "t1", "name": "dripping"}})
+                .to_string()
+                .into_bytes();
+            let drip = stream::iter(text).then(|b| async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, std::io::Error>(Bytes::from(vec![b]))
+            });
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(drip),
+            )
+        }),
+    );
+    let server = TestServer::start(app).await;
+    let mut cfg = ApiConfig {
+        read_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_millis(700),
+        ..testutil::config(&server)
+    };
+    cfg.retry.max_attempts = 2;
+    let client = TitanClient::new(cfg).expect("client");
+    let started = Instant::now();
+    let err = client.get_task("t1").await.expect_err("too slow");
+    let elapsed = started.elapsed();
+    match &err {
+        ApiError::BodyDeadline {
+            route,
+            limit,
+            bytes_received,
+            attempts,
+        } => {
+            assert_eq!(route, "/api/v1/tasks/t1");
+            assert_eq!(*limit, Duration::from_millis(700));
+            assert!((3..=8).contains(bytes_received), "{bytes_received}");
+            assert_eq!(*attempts, 2);
+        }
+        other => panic!("expected BodyDeadline, got {other:?}"),
+    }
+    assert!(err.is_retryable());
+    assert_eq!(err.kind(), ApiErrorKind::Unreachable);
+    assert!(
+        err.to_string()
+            .starts_with("GET /api/v1/tasks/t1: response body not complete after 0.7s ("),
+        "{err}"
+    );
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert_eq!(client.stats().requests, 2);
 }

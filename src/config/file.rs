@@ -49,6 +49,9 @@ pub struct ApiSection {
     pub timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub read_timeout: Option<Duration>,
+    /// Whole-body deadline of a JSON answer (list page, object), from its headers.
+    #[serde(default, with = "humantime_serde")]
+    pub body_timeout: Option<Duration>,
     /// Allow plain `http://` to a non-loopback host (off by default: the token would travel in clear).
     pub allow_insecure_http: Option<bool>,
     /// Attempts per request, the first included (1 = never retry).
@@ -133,6 +136,11 @@ pub struct MediaSection {
     pub max_bytes: Option<u64>,
     /// Hosts other than the API's from which media may be fetched (never with the token).
     pub allowed_hosts: Option<Vec<String>>,
+    /// Directory of the local copy of an export while its media downloads; default: the
+    /// system temp dir. Relative to the config file.
+    pub spool_dir: Option<PathBuf>,
+    /// Largest such copy, in bytes (default 10 GiB); a larger export fails its execution.
+    pub spool_max_bytes: Option<u64>,
     /// A separate store for media; default: `[store]`.
     pub store: Option<String>,
     #[serde(default)]

@@ -103,6 +103,8 @@ pub struct MediaConfig {
     pub settings: MediaSettings,
     /// A separate media store; `None` → the Parquet store.
     pub store: Option<StoreConfig>,
+    /// Where and how large the local copy of an export may be while its media downloads.
+    pub spool: crate::run::spool::SpoolSettings,
 }
 
 /// Tuning of a run.

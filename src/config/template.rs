@@ -24,12 +24,16 @@ auth = "bearer"
 timeout = "30s"
 # Longest silence inside a streamed export or media download.
 read_timeout = "60s"
+# A JSON answer (list page, object) must be complete this long after its headers.
+body_timeout = "2m"
 # Allow plain http:// to a host that is not loopback (the token would travel in clear).
 allow_insecure_http = false
 # Attempts per request, the first included (1 = never retry).
 max_attempts = 6
 # Requests per minute for the whole process (Titan's limit is per token); 0 = no limit.
-rate_limit_per_minute = 100
+# Default: unset, which follows the limit the server advertises (X-RateLimit-Limit less
+# 10 %), 100 until it says; a number here is held to whatever the server says.
+# rate_limit_per_minute = 100
 
 [store]
 # Where Parquet, manifests and media go: a path, file://..., memory://,
@@ -90,6 +94,10 @@ max_bytes = 1073741824
 # Hosts other than the API's that media may come from ("cdn.example.com",
 # "*.example.com"); they never get the token.
 allowed_hosts = []
+# Local copy of an export while its media downloads; default: the system temp dir.
+# spool_dir = "/var/tmp/titan"
+# Largest such copy, in bytes; a larger export (with media) fails its execution.
+spool_max_bytes = 10737418240
 # A separate store for media files; default: the [store] above.
 # store = "s3://bucket/media"
 # store_options = { aws_region = "eu-west-1" }

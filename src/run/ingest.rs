@@ -344,7 +344,7 @@ async fn transcode_export(
             .await
             .map_err(failed);
     }
-    let spool = Spool::fill(&std::env::temp_dir(), execution_id, body)
+    let spool = Spool::fill(&ctx.cfg.media.spool, execution_id, body)
         .await
         .map_err(|e| failed(TranscodeError::Source(e)))?;
     let body = spool

@@ -14,6 +14,7 @@ mod claim;
 pub mod error;
 mod flush;
 mod ingest;
+pub mod spool;
 pub mod transcode;
 
 use std::sync::{Arc, Mutex};

@@ -13,5 +13,6 @@ mod faults;
 mod golden;
 mod lineage;
 mod media;
+mod reliability;
 mod stores;
 mod util;
