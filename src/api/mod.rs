@@ -16,11 +16,7 @@ mod retry;
 mod token;
 
 #[cfg(test)]
-mod budget_tests;
-#[cfg(test)]
-mod client_tests;
-#[cfg(test)]
-mod media_tests;
+mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 

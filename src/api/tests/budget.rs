@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::testutil::{self, SECRET, TestServer};
-use super::*;
+use crate::api::testutil::{self, SECRET, TestServer};
+use crate::api::*;
 
 /// Arrival times seen by the server.
 type Arrivals = Arc<Mutex<Vec<Instant>>>;

@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::json;
 
-use super::testutil::{self, SECRET, TestServer};
-use super::*;
+use crate::api::testutil::{self, SECRET, TestServer};
+use crate::api::*;
 
 /// One request as a server saw it.
 #[derive(Clone, Debug)]
