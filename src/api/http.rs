@@ -46,6 +46,51 @@ pub struct ClientStats {
     pub throttled_waits: u64,
     /// Total time those requests waited, in milliseconds.
     pub throttled_ms: u64,
+    /// `retries` split by what caused them (for the metrics' `cause` label).
+    pub retries_by_cause: RetryCauses,
+}
+
+/// Retries counted by their cause. A plain struct of counters, so [`ClientStats`] stays
+/// `Copy`; [`RetryCauses::iter`] names them as the metrics do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetryCauses {
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// 5xx answers (except 501).
+    pub server_error: u64,
+    /// No answer within the timeout (also a 408).
+    pub timeout: u64,
+    /// Connect failures, resets, bodies broken off.
+    pub network: u64,
+    /// Anything else that was retried.
+    pub other: u64,
+}
+
+impl RetryCauses {
+    /// `(cause, count)` for every cause, zeros included, in a fixed order.
+    pub fn iter(&self) -> [(&'static str, u64); 5] {
+        [
+            ("rate_limited", self.rate_limited),
+            ("server_error", self.server_error),
+            ("timeout", self.timeout),
+            ("network", self.network),
+            ("other", self.other),
+        ]
+    }
+
+    /// The cause a retry of `err` is counted under.
+    pub(crate) fn index_of(err: &ApiError) -> usize {
+        match err {
+            ApiError::RateLimited { .. } => 0,
+            ApiError::Server { .. } => 1,
+            ApiError::Transport {
+                timed_out: true, ..
+            } => 2,
+            ApiError::BadRequest { status: 408, .. } => 2,
+            ApiError::Transport { .. } | ApiError::StreamBroken { .. } => 3,
+            _ => 4,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -56,6 +101,8 @@ pub(crate) struct Counters {
     bytes: AtomicU64,
     throttled_waits: AtomicU64,
     throttled_us: AtomicU64,
+    /// Indexed by [`RetryCauses::index_of`].
+    retry_causes: [AtomicU64; 5],
 }
 
 impl Counters {
@@ -67,6 +114,16 @@ impl Counters {
             bytes_downloaded: self.bytes.load(Ordering::Relaxed),
             throttled_waits: self.throttled_waits.load(Ordering::Relaxed),
             throttled_ms: self.throttled_us.load(Ordering::Relaxed) / 1000,
+            retries_by_cause: {
+                let c = |i: usize| self.retry_causes[i].load(Ordering::Relaxed);
+                RetryCauses {
+                    rate_limited: c(0),
+                    server_error: c(1),
+                    timeout: c(2),
+                    network: c(3),
+                    other: c(4),
+                }
+            },
         }
     }
 }
@@ -205,6 +262,7 @@ impl Http {
                 return Err(err.with_attempts(attempts));
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats.retry_causes[RetryCauses::index_of(&err)].fetch_add(1, Ordering::Relaxed);
             if matches!(err, ApiError::RateLimited { .. }) {
                 debug!(
                     route,

@@ -31,7 +31,7 @@ use url::Url;
 pub use crate::format::ExportFormat;
 pub use budget::{DEFAULT_BURST, DEFAULT_REQUESTS_PER_MINUTE, RateBudget};
 pub use error::{ApiError, ApiErrorKind};
-pub use http::ClientStats;
+pub use http::{ClientStats, RetryCauses};
 pub use model::{Dataset, Execution, ExecutionStatus, ResultsMeta, Task};
 pub(crate) use retry::jittered as jittered_secs;
 pub use retry::{MAX_SERVER_WAIT, RetryPolicy};

@@ -84,6 +84,18 @@ pub(super) fn apply(
         &mut f.media.spool_max_bytes,
         number,
     )?;
+    l.set("lineage.enabled", &mut f.lineage.enabled, boolean)?;
+    l.set("lineage.url", &mut f.lineage.url, text)?;
+    l.set("lineage.endpoint", &mut f.lineage.endpoint, text)?;
+    l.set("lineage.file", &mut f.lineage.file, path)?;
+    l.set("lineage.namespace", &mut f.lineage.namespace, text)?;
+    l.set("lineage.job_name", &mut f.lineage.job_name, text)?;
+    l.set("lineage.timeout", &mut f.lineage.timeout, duration)?;
+    l.set("lineage.max_attempts", &mut f.lineage.max_attempts, number)?;
+    l.set("metrics.file", &mut f.metrics.file, path)?;
+    l.set("metrics.pushgateway", &mut f.metrics.pushgateway, text)?;
+    l.set("metrics.job", &mut f.metrics.job, text)?;
+    l.set("metrics.timeout", &mut f.metrics.timeout, duration)?;
     Ok(l.applied)
 }
 

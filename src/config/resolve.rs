@@ -66,6 +66,9 @@ pub(super) fn resolve(
         overrides,
     };
     let (run, combine) = r.run()?;
+    let invalid = |field: &str, message: String| r.invalid(field, message);
+    let lineage = super::observe::lineage(&file.lineage, env, &r.base, path, &invalid)?;
+    let metrics = super::observe::metrics(&file.metrics, &r.base, &invalid)?;
     Ok(Config {
         api: r.api(env)?,
         store: r.store()?,
@@ -76,6 +79,8 @@ pub(super) fn resolve(
         tasks: r.tasks()?,
         shard: overrides.shard,
         dry_run: overrides.dry_run,
+        lineage,
+        metrics,
         path: path.to_path_buf(),
     })
 }

@@ -102,6 +102,36 @@ spool_max_bytes = 10737418240
 # store = "s3://bucket/media"
 # store_options = { aws_region = "eu-west-1" }
 
+# OpenLineage run events (START, then COMPLETE/FAIL/ABORT). Off unless url or file is set
+# (or OPENLINEAGE_URL); the service's key comes from OPENLINEAGE_API_KEY only.
+[lineage]
+# The lineage service, e.g. Marquez: events are POSTed to <url>/<endpoint>. Default: none.
+# url = "http://marquez:5000"
+# Path of the lineage endpoint under url.
+endpoint = "api/v1/lineage"
+# Also (or instead) append each event as one JSON line to this file. Default: none.
+# file = "lineage.ndjson"
+# The job's namespace (env OPENLINEAGE_NAMESPACE).
+namespace = "default"
+# The job's name. Default: titan_connector.<this file's name without .toml>.
+# job_name = "titan_ingest"
+# Per HTTP attempt.
+timeout = "5s"
+# Attempts per event, the first included: a receiver that is down costs at most
+# max_attempts × timeout plus short pauses, then a warning.
+max_attempts = 3
+
+# Prometheus metrics of each run, in the text exposition format.
+[metrics]
+# Written atomically at the end of a run (--metrics-file wins). Default: none.
+# file = "/var/lib/node_exporter/textfile/titan.prom"
+# Also PUT them to this Pushgateway. Default: none.
+# pushgateway = "http://pushgateway:9091"
+# The Pushgateway job label.
+job = "titan_connector"
+# Per Pushgateway attempt.
+timeout = "5s"
+
 # One table per task; a task only in tasks_file uses the defaults.
 [[tasks]]
 # The task's id in Titan: replace this placeholder.

@@ -151,6 +151,7 @@ async fn ingest(
     }
     manifest.rejected_rows = transcoded.rejects.rejected_rows;
     report.rejected_rows = transcoded.rejects.rejected_rows;
+    report.rejected_by_reason = transcoded.rejects.rows_by_reason.clone();
     let staged = Staged {
         key,
         parts,

@@ -33,7 +33,8 @@ use crate::map::RejectPolicy;
 use crate::media::MediaFetcher;
 use crate::progress::Progress;
 use crate::report::{
-    ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals, now_rfc3339,
+    DatasetReport, ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals,
+    now_rfc3339,
 };
 use crate::schema::{EvolutionPolicy, TargetSchema};
 use crate::sink::binding;
@@ -82,9 +83,21 @@ pub async fn run_with_progress(
     shutdown: CancellationToken,
     progress: Progress,
 ) -> Result<RunReport, RunError> {
+    run_as(cfg, shutdown, progress, uuid::Uuid::now_v7()).await
+}
+
+/// [`run_with_progress`] under a run id chosen by the caller, so that what is announced
+/// before the run (the OpenLineage START event) names the run the report describes. The
+/// report's `run_id` is this UUID without hyphens.
+pub async fn run_as(
+    cfg: &Config,
+    shutdown: CancellationToken,
+    progress: Progress,
+    run_uuid: uuid::Uuid,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let run_id = run_uuid.simple().to_string();
     let client = TitanClient::new(cfg.api.clone())?;
     let store = Store::open(&cfg.store)?;
     let sink: Arc<dyn Sink> = Arc::new(FolderSink::new(store.clone()));
@@ -152,6 +165,16 @@ pub async fn run_with_progress(
                 })?;
         }
     }
+    let mut datasets = Vec::new();
+    for planned in &planned_tasks {
+        DatasetReport::add(
+            &mut datasets,
+            &planned.dataset,
+            &planned.spec.id,
+            &planned.schema,
+        );
+    }
+    let plan_ms = started.elapsed().as_millis() as u64;
     for planned in planned_tasks {
         let info = Arc::new(PlannedTaskInfo {
             task_id: planned.spec.id.clone(),
@@ -257,9 +280,14 @@ pub async fn run_with_progress(
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
         store: sink.url().to_string(),
+        datasets,
         totals: Totals {
             api_requests: stats.requests,
             api_retries: stats.retries,
+            api_retries_by_cause: stats.retries_by_cause,
+            api_rate_limited: stats.rate_limited,
+            api_throttled_ms: stats.throttled_ms,
+            plan_ms,
             media: media_stats,
             ..Totals::default()
         },
@@ -382,6 +410,7 @@ fn base_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport
         ingest_ms: 0,
         retries: 0,
         rejected_rows: 0,
+        rejected_by_reason: Default::default(),
         media_files: 0,
         media_failed: 0,
         columns_added: vec![],

@@ -177,4 +177,12 @@ async fn error_statuses_map_to_typed_errors() {
     let stats = client.stats();
     assert_eq!(stats.rate_limited, 4);
     assert_eq!(stats.retries, 9); // 3 each for 429, 500, 502
+    assert_eq!(
+        stats.retries_by_cause,
+        crate::api::RetryCauses {
+            rate_limited: 3,
+            server_error: 6,
+            ..Default::default()
+        }
+    );
 }

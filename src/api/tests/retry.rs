@@ -145,4 +145,9 @@ async fn slow_headers_hit_the_request_timeout_and_are_retried() {
         err.to_string(),
         "GET /api/v1/tasks/t1: timed out after 2 attempts"
     );
+    let causes = client.stats().retries_by_cause;
+    assert_eq!(
+        (causes.timeout, causes.network, causes.server_error),
+        (1, 0, 0)
+    );
 }
