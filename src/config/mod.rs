@@ -11,6 +11,7 @@ pub mod env;
 pub mod file;
 pub mod interpolate;
 mod layer;
+mod observe;
 mod resolve;
 mod template;
 #[cfg(test)]
@@ -22,7 +23,9 @@ use std::time::Duration;
 use url::Url;
 
 use crate::api::{ApiConfig, Token};
+use crate::decode::DecoderOptions;
 use crate::media::MediaSettings;
+use crate::sink::parquet::{DEFAULT_ZSTD_LEVEL, WriterSettings};
 use crate::sink::store::StoreConfig;
 use crate::source::tasks::{self, Shard, TaskSpec};
 use crate::source::waiter::WaitPolicy;
@@ -31,6 +34,11 @@ pub use template::TEMPLATE;
 
 /// Default Titan origin (the public Task Service).
 pub const DEFAULT_API_URL: &str = "https://api.webscraping.titannet.io";
+/// Default of `[run] file_mb`.
+pub const DEFAULT_FILE_MB: u64 = 1024;
+/// `[run] file_mb` at most: S3 copies an object in one request only up to 5 GiB, and
+/// committing a part may copy it.
+pub const MAX_FILE_MB: f64 = 4096.0;
 /// Default store when none is configured.
 pub const DEFAULT_STORE: &str = "./out";
 
@@ -95,6 +103,8 @@ pub struct MediaConfig {
     pub settings: MediaSettings,
     /// A separate media store; `None` → the Parquet store.
     pub store: Option<StoreConfig>,
+    /// Where and how large the local copy of an export may be while its media downloads.
+    pub spool: crate::run::spool::SpoolSettings,
 }
 
 /// Tuning of a run.
@@ -104,6 +114,30 @@ pub struct RunOptions {
     pub batch_rows: usize,
     pub row_group_rows: usize,
     pub file_rows: usize,
+    /// `file_mb`, in bytes.
+    pub file_bytes: u64,
+}
+
+impl RunOptions {
+    /// How Parquet parts are written for data of the schema with `schema_fingerprint`:
+    /// one place, for `run`, combining and `convert`.
+    pub fn writer_settings(&self, schema_fingerprint: String) -> WriterSettings {
+        WriterSettings {
+            row_group_rows: self.row_group_rows,
+            file_rows: self.file_rows,
+            file_bytes: self.file_bytes,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            schema_fingerprint,
+        }
+    }
+
+    /// How export bodies are decoded.
+    pub fn decoder_options(&self) -> DecoderOptions {
+        DecoderOptions {
+            batch_rows: self.batch_rows,
+            ..DecoderOptions::default()
+        }
+    }
 }
 
 impl Default for RunOptions {
@@ -113,6 +147,7 @@ impl Default for RunOptions {
             batch_rows: 8192,
             row_group_rows: 128 * 1024,
             file_rows: 1024 * 1024,
+            file_bytes: DEFAULT_FILE_MB << 20,
         }
     }
 }
@@ -132,6 +167,10 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// List what would be ingested; write nothing.
     pub dry_run: bool,
+    /// `[lineage]`: OpenLineage events, when on.
+    pub lineage: Option<crate::lineage::LineageSettings>,
+    /// `[metrics]`: where the run's Prometheus metrics go.
+    pub metrics: crate::metrics::MetricsSettings,
     /// The file this came from (for messages).
     pub path: PathBuf,
 }

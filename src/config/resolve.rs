@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use super::file::{ConfigFile, ExecutionsRaw};
 use super::{
-    Config, ConfigError, DEFAULT_API_URL, DEFAULT_STORE, Env, MediaConfig, Overrides, RunOptions,
-    env, interpolate, layer, parse_api_url, read_token_file, resolve_store_url,
+    Config, ConfigError, DEFAULT_API_URL, DEFAULT_STORE, Env, MAX_FILE_MB, MediaConfig, Overrides,
+    RunOptions, env, interpolate, layer, parse_api_url, read_token_file, resolve_store_url,
 };
 use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
 use crate::map::RejectPolicy;
@@ -66,6 +66,9 @@ pub(super) fn resolve(
         overrides,
     };
     let (run, combine) = r.run()?;
+    let invalid = |field: &str, message: String| r.invalid(field, message);
+    let lineage = super::observe::lineage(&file.lineage, env, &r.base, path, &invalid)?;
+    let metrics = super::observe::metrics(&file.metrics, &r.base, &invalid)?;
     Ok(Config {
         api: r.api(env)?,
         store: r.store()?,
@@ -76,6 +79,8 @@ pub(super) fn resolve(
         tasks: r.tasks()?,
         shard: overrides.shard,
         dry_run: overrides.dry_run,
+        lineage,
+        metrics,
         path: path.to_path_buf(),
     })
 }
@@ -144,6 +149,14 @@ impl Resolving<'_> {
         if let Some(t) = file.api.read_timeout {
             api.read_timeout = t;
         }
+        if let Some(t) = file.api.body_timeout {
+            if t.is_zero() {
+                return Err(
+                    self.invalid("api.body_timeout", "must be greater than zero".to_string())
+                );
+            }
+            api.body_timeout = t;
+        }
         api.allow_insecure_http = file.api.allow_insecure_http.unwrap_or(false);
         api.retry = RetryPolicy::default();
         if let Some(n) = file.api.max_attempts {
@@ -152,10 +165,15 @@ impl Resolving<'_> {
             }
             api.retry.max_attempts = n;
         }
+        // Unset: the default budget until the server advertises its own limit. Set: the
+        // user's number, held to whatever the server says.
         match file.api.rate_limit_per_minute {
             Some(0) => api.rate_limit_per_minute = None,
-            Some(n) => api.rate_limit_per_minute = Some(n),
-            None => {}
+            Some(n) => {
+                api.rate_limit_per_minute = Some(n);
+                api.rate_limit_from_server = false;
+            }
+            None => api.rate_limit_from_server = true,
         }
         if let Some(hosts) = &file.media.allowed_hosts {
             api.media_allowed_hosts = hosts.clone();
@@ -213,7 +231,21 @@ impl Resolving<'_> {
             }),
             None => None,
         };
-        Ok(MediaConfig { settings, store })
+        let mut spool = crate::run::spool::SpoolSettings::default();
+        if let Some(dir) = &file.media.spool_dir {
+            spool.dir = self.base.join(dir);
+        }
+        if let Some(n) = file.media.spool_max_bytes {
+            if n == 0 {
+                return Err(self.invalid("media.spool_max_bytes", "must be at least 1".to_string()));
+            }
+            spool.max_bytes = n;
+        }
+        Ok(MediaConfig {
+            settings,
+            store,
+            spool,
+        })
     }
 
     /// `[run]`: concurrency, batch and file sizes, and when small executions are combined.
@@ -230,6 +262,18 @@ impl Resolving<'_> {
             batch_rows: file.run.batch_rows.unwrap_or(defaults.batch_rows),
             row_group_rows: file.run.row_group_rows.unwrap_or(defaults.row_group_rows),
             file_rows: file.run.file_rows.unwrap_or(defaults.file_rows),
+            file_bytes: match file.run.file_mb {
+                None => defaults.file_bytes,
+                Some(mb) if (1.0..=MAX_FILE_MB).contains(&mb) => {
+                    (mb * 1024.0 * 1024.0).round() as u64
+                }
+                Some(mb) => {
+                    return Err(self.invalid(
+                        "run.file_mb",
+                        format!("{mb} is not a size in MiB from 1 to {MAX_FILE_MB}"),
+                    ));
+                }
+            },
         };
         for (field, v) in [
             ("run.concurrency", run.concurrency),
@@ -259,7 +303,17 @@ impl Resolving<'_> {
                 format!("{target_mb} is not a size in MiB greater than 0"),
             ));
         }
-        Ok((run, CombineSettings::from_mb(below_mb, target_mb)))
+        let max_delay = file
+            .run
+            .max_commit_delay
+            .unwrap_or(combine::DEFAULT_MAX_COMMIT_DELAY);
+        if max_delay.is_zero() {
+            return Err(self.invalid("run.max_commit_delay", "must be greater than 0".to_string()));
+        }
+        Ok((
+            run,
+            CombineSettings::from_mb(below_mb, target_mb).with_max_delay(max_delay),
+        ))
     }
 
     /// `[wait]`: how executions are polled until they end.

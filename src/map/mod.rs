@@ -19,7 +19,7 @@ mod quarantine;
 mod reject;
 
 #[cfg(test)]
-mod prop_tests;
+mod tests;
 
 pub use mapper::{Lineage, MapError, Mapped, Mapper, Reject};
 pub use policy::{BadRowPolicy, RejectPolicy, RejectRatioExceeded, RejectStats};

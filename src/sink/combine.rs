@@ -5,15 +5,21 @@
 //! schema fingerprint) — executions with different schemas are never mixed. A combiner is
 //! due once its staged bytes reach `combine_target_mb`, or when one more member would
 //! take it past `file_rows` rows (a combined file is one file), or at
-//! [`MAX_GROUP_MEMBERS`]; whatever is left is flushed at the end of the run. The
-//! writing and committing is `write::group`'s.
+//! [`MAX_GROUP_MEMBERS`], or once its first member has waited `max_commit_delay`
+//! ([`Combiners::take_aged`]), so that a killed run loses at most that much finished work;
+//! whatever is left is flushed at the end of the run. The writing and committing is the
+//! sink's ([`crate::sink::Sink::commit_group`]).
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 /// Default of `[run] combine_below_mb`.
 pub const DEFAULT_COMBINE_BELOW_MB: f64 = 8.0;
 /// Default of `[run] combine_target_mb`.
 pub const DEFAULT_COMBINE_TARGET_MB: f64 = 64.0;
+/// Default of `[run] max_commit_delay`.
+pub const DEFAULT_MAX_COMMIT_DELAY: Duration = Duration::from_secs(30);
+
 /// Members of one combined file at most. Each waiting member keeps its lease alive (a
 /// store write every 20 s) and its manifest goes into the group's intent record, so a
 /// group of many tiny executions is cut here before it reaches the target size.
@@ -28,6 +34,8 @@ pub struct CombineSettings {
     pub below_bytes: u64,
     /// A combiner is flushed once its members' staged bytes reach this.
     pub target_bytes: u64,
+    /// A combiner is flushed once its oldest member has waited this long.
+    pub max_delay: Duration,
 }
 
 impl Default for CombineSettings {
@@ -42,7 +50,13 @@ impl CombineSettings {
         CombineSettings {
             below_bytes: (below_mb * MIB).round() as u64,
             target_bytes: (target_mb * MIB).round() as u64,
+            max_delay: DEFAULT_MAX_COMMIT_DELAY,
         }
+    }
+
+    /// The same, with `max_commit_delay` set.
+    pub fn with_max_delay(self, max_delay: Duration) -> Self {
+        CombineSettings { max_delay, ..self }
     }
 
     /// Whether combining is on at all.
@@ -70,6 +84,8 @@ struct Pending<T> {
     items: Vec<T>,
     rows: u64,
     bytes: u64,
+    /// When the oldest member arrived.
+    since: Option<Instant>,
 }
 
 impl<T> Default for Pending<T> {
@@ -78,6 +94,7 @@ impl<T> Default for Pending<T> {
             items: Vec::new(),
             rows: 0,
             bytes: 0,
+            since: None,
         }
     }
 }
@@ -107,6 +124,7 @@ impl<T> Combiners<T> {
         if !pending.items.is_empty() && pending.rows + rows > self.max_rows {
             due.push(std::mem::take(pending).items);
         }
+        pending.since.get_or_insert_with(Instant::now);
         pending.items.push(item);
         pending.rows += rows;
         pending.bytes += bytes;
@@ -117,6 +135,38 @@ impl<T> Combiners<T> {
             self.open.remove(&key);
         }
         due
+    }
+
+    /// The groups whose oldest member has waited `max_delay` by `now`, in key order.
+    pub fn take_aged(&mut self, now: Instant) -> Vec<Vec<T>> {
+        let max_delay = self.settings.max_delay;
+        let mut aged: Vec<GroupKey> = self
+            .open
+            .iter()
+            .filter(|(_, p)| {
+                p.since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= max_delay)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        aged.sort();
+        aged.into_iter()
+            .filter_map(|k| self.open.remove(&k))
+            .map(|p| p.items)
+            .collect()
+    }
+
+    /// How long until the next group is due by age (`None`: nothing is waiting).
+    pub fn next_due(&self, now: Instant) -> Option<Duration> {
+        self.open
+            .values()
+            .filter_map(|p| p.since)
+            .map(|t| {
+                self.settings
+                    .max_delay
+                    .saturating_sub(now.saturating_duration_since(t))
+            })
+            .min()
     }
 
     /// Every open group (end of run), in key order.
@@ -176,6 +226,7 @@ mod tests {
             CombineSettings {
                 below_bytes: 100,
                 target_bytes: 250,
+                max_delay: DEFAULT_MAX_COMMIT_DELAY,
             },
             1_000,
         );
@@ -195,6 +246,7 @@ mod tests {
             CombineSettings {
                 below_bytes: 100,
                 target_bytes: 250,
+                max_delay: DEFAULT_MAX_COMMIT_DELAY,
             },
             1_000,
         );
@@ -213,6 +265,7 @@ mod tests {
             CombineSettings {
                 below_bytes: 100,
                 target_bytes: 1 << 30,
+                max_delay: DEFAULT_MAX_COMMIT_DELAY,
             },
             1_000,
         );
@@ -229,6 +282,7 @@ mod tests {
             CombineSettings {
                 below_bytes: 100,
                 target_bytes: 50,
+                max_delay: DEFAULT_MAX_COMMIT_DELAY,
             },
             10,
         );
@@ -242,6 +296,7 @@ mod tests {
             CombineSettings {
                 below_bytes: 100,
                 target_bytes: u64::MAX,
+                max_delay: DEFAULT_MAX_COMMIT_DELAY,
             },
             u64::MAX,
         );
@@ -252,5 +307,27 @@ mod tests {
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].len(), MAX_GROUP_MEMBERS);
         assert_eq!(c.waiting(), 1);
+    }
+
+    #[test]
+    fn a_group_is_due_once_its_oldest_member_waited_max_delay() {
+        let settings = CombineSettings::from_mb(1.0, 64.0).with_max_delay(Duration::from_secs(30));
+        let mut c = Combiners::new(settings, 1_000);
+        let start = Instant::now();
+        assert!(c.add(key("a", "f"), 1, 10, 99).is_empty());
+        assert!(c.add(key("b", "f"), 2, 10, 99).is_empty());
+        let due = c.next_due(start + Duration::from_secs(10));
+        assert!(
+            due.is_some_and(|d| d > Duration::from_secs(19) && d <= Duration::from_secs(21)),
+            "{due:?}"
+        );
+        assert!(c.take_aged(start + Duration::from_secs(29)).is_empty());
+        assert_eq!(c.waiting(), 2);
+        // A member that joins later does not postpone its group.
+        assert!(c.add(key("a", "f"), 3, 10, 99).is_empty());
+        let aged = c.take_aged(Instant::now() + Duration::from_secs(31));
+        assert_eq!(aged, vec![vec![1, 3], vec![2]]);
+        assert_eq!(c.waiting(), 0);
+        assert_eq!(c.next_due(Instant::now()), None);
     }
 }

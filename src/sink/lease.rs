@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectMeta, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -72,6 +72,9 @@ pub struct LeaseRecord {
     #[serde(default)]
     pub pid_start: Option<u64>,
     pub acquired_at: String,
+    /// RFC 3339, the holder's clock at its last write (absent in leases of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<String>,
     /// RFC 3339; the lease is stale after this.
     pub expires_at: String,
 }
@@ -118,7 +121,8 @@ impl Owner {
             pid: self.pid,
             pid_start: self.pid_start,
             acquired_at: rfc3339(now),
-            expires_at: rfc3339(expiry(now, ttl)),
+            renewed_at: None,
+            expires_at: rfc3339(expires_after(now, ttl)),
         }
     }
 }
@@ -165,18 +169,47 @@ pub fn process_alive(pid: u32, start: Option<u64>) -> Option<bool> {
     })
 }
 
-/// Whether `lease` no longer protects anything: it has expired, cannot be read, or was
-/// taken on this host (same name and boot) by a process that `alive` says is gone.
+/// How far the holder's clock may be from the store's before its expiry is not trusted.
+pub const CLOCK_SKEW_MARGIN: Duration = Duration::from_secs(10);
+
+/// When `lease` expires. The holder computed `expires_at` with its own clock; when that
+/// clock was more than [`CLOCK_SKEW_MARGIN`] off the store's at the write (`stored`: the
+/// object's last-modified time), the lease's time to live is counted from `stored`
+/// instead, so a holder whose clock runs an hour fast does not block an execution for an
+/// hour, nor one that runs slow lose its lease at once.
+pub fn expiry(lease: &LeaseRecord, stored: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    let parse = |s: &str| {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let expires = parse(&lease.expires_at)?;
+    let written = parse(lease.renewed_at.as_deref().unwrap_or(&lease.acquired_at));
+    let (Some(written), Some(stored)) = (written, stored) else {
+        return Some(expires);
+    };
+    let margin = chrono::Duration::from_std(CLOCK_SKEW_MARGIN).ok()?;
+    if (written - stored).abs() > margin {
+        Some(stored + (expires - written))
+    } else {
+        Some(expires)
+    }
+}
+
+/// Whether `lease` no longer protects anything: it has expired (by [`expiry`]; `stored`
+/// is when the store last wrote it), cannot be read, or was taken on this host (same name
+/// and boot) by a process that `alive` says is gone.
 pub fn is_stale(
     lease: &LeaseRecord,
+    stored: Option<DateTime<Utc>>,
     me: &Owner,
     now: DateTime<Utc>,
     alive: impl Fn(u32, Option<u64>) -> Option<bool>,
 ) -> bool {
-    let Ok(expires) = DateTime::parse_from_rfc3339(&lease.expires_at) else {
+    let Some(expires) = expiry(lease, stored) else {
         return true;
     };
-    if now >= expires.with_timezone(&Utc) {
+    if now >= expires {
         return true;
     }
     let same_host = lease.host == me.host && lease.boot_id == me.boot_id;
@@ -238,11 +271,11 @@ pub async fn acquire_with(
             Err(object_store::Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(err("create", e)),
         }
-        let Some(held) = read(store, path).await? else {
+        let Some((held, meta)) = read_versioned(store, path).await? else {
             continue; // released meanwhile
         };
         match held {
-            Some(rec) if !is_stale(&rec, owner, Utc::now(), &alive) => {
+            Some(rec) if !is_stale(&rec, Some(meta.last_modified), owner, Utc::now(), &alive) => {
                 return Ok(Claim::Busy(rec));
             }
             stale => {
@@ -273,18 +306,31 @@ fn unreadable(path: &Path) -> LeaseRecord {
         pid: 0,
         pid_start: None,
         acquired_at: String::new(),
+        renewed_at: None,
         expires_at: String::new(),
     }
 }
 
 /// The lease object: `None` when absent, `Some(None)` when unreadable.
 async fn read(store: &Store, path: &Path) -> Result<Option<Option<LeaseRecord>>, LeaseError> {
+    Ok(read_versioned(store, path).await?.map(|(rec, _)| rec))
+}
+
+/// The lease at `path` (`Some(None)`: unreadable) with its object's metadata (version,
+/// last-modified time by the store's clock); `None` when there is no lease.
+async fn read_versioned(
+    store: &Store,
+    path: &Path,
+) -> Result<Option<(Option<LeaseRecord>, ObjectMeta)>, LeaseError> {
     match store.object_store().get(path).await {
-        Ok(r) => match r.bytes().await {
-            Ok(b) => Ok(Some(serde_json::from_slice(&b).ok())),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(lease_err(store, path, "read", e)),
-        },
+        Ok(r) => {
+            let meta = r.meta.clone();
+            match r.bytes().await {
+                Ok(b) => Ok(Some((serde_json::from_slice(&b).ok(), meta))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(lease_err(store, path, "read", e)),
+            }
+        }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(lease_err(store, path, "get", e)),
     }
@@ -317,7 +363,7 @@ fn to_bytes(record: &LeaseRecord) -> bytes::Bytes {
     bytes::Bytes::from(v)
 }
 
-fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+fn expires_after(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(ttl)
         .ok()
         .and_then(|d| now.checked_add_signed(d))
@@ -428,18 +474,56 @@ async fn renew(
     ours: &LeaseRecord,
     ttl: Duration,
 ) -> Result<bool, LeaseError> {
-    match read(store, path).await? {
-        Some(Some(rec)) if rec.run_id == ours.run_id => {}
+    let meta = match read_versioned(store, path).await? {
+        Some((Some(rec), meta)) if rec.run_id == ours.run_id => meta,
         _ => return Ok(false),
-    }
+    };
+    write_renewal(store, path, ours, ttl, meta).await
+}
+
+/// The write of [`renew`], given the version of the lease it read.
+async fn write_renewal(
+    store: &Store,
+    path: &Path,
+    ours: &LeaseRecord,
+    ttl: Duration,
+    meta: ObjectMeta,
+) -> Result<bool, LeaseError> {
+    let now = Utc::now();
     let mut next = ours.clone();
-    next.expires_at = rfc3339(expiry(Utc::now(), ttl));
-    store
+    next.renewed_at = Some(rfc3339(now));
+    next.expires_at = rfc3339(expires_after(now, ttl));
+    let payload = PutPayload::from(to_bytes(&next));
+    // Only if it is still the version we read: a process that took the lease over between
+    // our read and this write must not be overwritten.
+    let opts = PutOptions {
+        mode: PutMode::Update(UpdateVersion {
+            e_tag: meta.e_tag,
+            version: meta.version,
+        }),
+        ..PutOptions::default()
+    };
+    match store
         .object_store()
-        .put(path, PutPayload::from(to_bytes(&next)))
+        .put_opts(path, payload.clone(), opts)
         .await
-        .map_err(|e| lease_err(store, path, "renew", e))?;
-    Ok(true)
+    {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => {
+            Ok(false)
+        }
+        // Local disk cannot update conditionally: read-then-write is all it has (the
+        // window is one write; the commit stays exact either way).
+        Err(object_store::Error::NotImplemented { .. }) => {
+            store
+                .object_store()
+                .put(path, payload)
+                .await
+                .map_err(|e| lease_err(store, path, "renew", e))?;
+            Ok(true)
+        }
+        Err(e) => Err(lease_err(store, path, "renew", e)),
+    }
 }
 
 async fn heartbeat(
@@ -631,33 +715,100 @@ mod tests {
         lease.release().await;
     }
 
+    #[tokio::test]
+    async fn a_renewal_never_overwrites_a_lease_another_process_took_meanwhile() {
+        let store = Store::from_object_store(Arc::new(InMemory::new()), "memory://");
+        let path = lease_path("d", "t", "e1");
+        let a = owner("run-a");
+        let Claim::Held(lease) = acquire(&store, &path, &a, LEASE_TTL)
+            .await
+            .expect("acquire")
+        else {
+            panic!("not held");
+        };
+        // A reads its lease to renew it...
+        let (_, meta) = read_versioned(&store, &path)
+            .await
+            .expect("read")
+            .expect("there");
+        // ...B takes it over (A stalled past its expiry) before A writes...
+        let b = owner("run-b").record(Utc::now(), LEASE_TTL);
+        store
+            .object_store()
+            .put(&path, PutPayload::from(to_bytes(&b)))
+            .await
+            .expect("put");
+        // ...so A's write must fail, and B's lease stays.
+        let renewed = write_renewal(&store, &path, lease.record(), LEASE_TTL, meta)
+            .await
+            .expect("renew");
+        assert!(!renewed);
+        let now_there = read(&store, &path).await.expect("read").expect("there");
+        assert_eq!(now_there.expect("readable").run_id, "run-b");
+        lease.release().await;
+        assert!(
+            read(&store, &path).await.expect("read").is_some(),
+            "B's lease is not ours to release"
+        );
+    }
+
+    #[test]
+    fn a_holder_clock_far_from_the_store_counts_from_the_store_time() {
+        let t0: DateTime<Utc> = "2026-12-01T10:00:00Z".parse().expect("time");
+        let me = owner("run-me");
+        // The holder's clock runs an hour fast: it wrote at 11:00 (its clock) when the
+        // store said 10:00, so its lease claims to last until 11:01.
+        let mut fast = me.record(t0 + chrono::Duration::hours(1), LEASE_TTL);
+        fast.run_id = "run-fast".into();
+        fast.host = "elsewhere".into();
+        assert_eq!(
+            expiry(&fast, Some(t0)),
+            Some(t0 + chrono::Duration::seconds(60))
+        );
+        let two_minutes_later = t0 + chrono::Duration::seconds(120);
+        assert!(is_stale(&fast, Some(t0), &me, two_minutes_later, |_, _| {
+            None
+        }));
+        assert!(
+            !is_stale(&fast, None, &me, two_minutes_later, |_, _| None),
+            "by its own clock it would hold for another hour"
+        );
+        // Within the margin the holder's own expiry stands.
+        let close = me.record(t0 + chrono::Duration::seconds(3), LEASE_TTL);
+        assert_eq!(
+            expiry(&close, Some(t0)),
+            Some(t0 + chrono::Duration::seconds(63))
+        );
+    }
+
     #[test]
     fn staleness_rules() {
         let me = owner("me");
         let now = Utc::now();
         let mut rec = owner("other").record(now, TTL);
         rec.pid = 77;
-        assert!(!is_stale(&rec, &me, now, |_, _| Some(true)));
+        assert!(!is_stale(&rec, None, &me, now, |_, _| Some(true)));
         assert!(
-            is_stale(&rec, &me, now, |_, _| Some(false)),
+            is_stale(&rec, None, &me, now, |_, _| Some(false)),
             "dead pid here"
         );
         assert!(
-            !is_stale(&rec, &me, now, |_, _| None),
+            !is_stale(&rec, None, &me, now, |_, _| None),
             "no /proc: wait for expiry"
         );
         assert!(is_stale(
             &rec,
+            None,
             &me,
             now + chrono::Duration::seconds(61),
             |_, _| Some(true)
         ));
         let mut other_boot = rec.clone();
         other_boot.boot_id = Some("boot-2".into());
-        assert!(!is_stale(&other_boot, &me, now, |_, _| Some(false)));
+        assert!(!is_stale(&other_boot, None, &me, now, |_, _| Some(false)));
         let mut garbled = rec.clone();
         garbled.expires_at = "soon".into();
-        assert!(is_stale(&garbled, &me, now, |_, _| Some(true)));
+        assert!(is_stale(&garbled, None, &me, now, |_, _| Some(true)));
     }
 
     #[test]

@@ -89,6 +89,21 @@ impl PartNames {
     }
 }
 
+/// The partition date of an execution without any timestamp.
+pub const UNKNOWN_DATE: &str = "1970-01-01";
+
+/// The partition date of an execution: the UTC day it was created, else the day it
+/// started or completed, else [`UNKNOWN_DATE`]. Never the day of the run: an execution
+/// must land in the same folder whenever it is (re-)ingested, or a crashed run's leftovers
+/// in one day's folder would sit beside a later run's copy in another's.
+pub fn execution_date(e: &crate::api::Execution) -> String {
+    [&e.created_at, &e.started_at, &e.completed_at]
+        .into_iter()
+        .flatten()
+        .find_map(|t| utc_date(t))
+        .unwrap_or_else(|| UNKNOWN_DATE.to_string())
+}
+
 /// `<dataset>/task_id=<task>`: every partition of a task, for orphan clean-up.
 pub fn task_prefix(dataset: &str, task_id: &str) -> Path {
     Path::from_iter([
@@ -294,5 +309,24 @@ mod tests {
             Some("2026-11-28")
         );
         assert_eq!(utc_date("yesterday"), None);
+    }
+
+    #[test]
+    fn an_execution_lands_on_the_same_day_whenever_it_is_ingested() {
+        let e: crate::api::Execution = serde_json::from_value(serde_json::json!({
+            "id": "e1", "status": "completed",
+            "started_at": "2026-11-28T23:30:00-02:00", "completed_at": "2026-11-30T01:00:00Z"
+        }))
+        .expect("execution");
+        assert_eq!(
+            execution_date(&e),
+            "2026-11-29",
+            "created_at missing: started_at"
+        );
+        let bare: crate::api::Execution =
+            serde_json::from_value(serde_json::json!({"id": "e2", "status": "completed"}))
+                .expect("execution");
+        // Not the day of the run, which would move it on a re-run.
+        assert_eq!(execution_date(&bare), UNKNOWN_DATE);
     }
 }

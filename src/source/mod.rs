@@ -7,5 +7,7 @@
 //!
 //! Everything here talks to Titan only through [`crate::api::TitanClient`].
 
+pub mod export;
+pub mod plan;
 pub mod tasks;
 pub mod waiter;

@@ -347,3 +347,51 @@ async fn bad_rows_are_quarantined_and_written_plus_rejected_equals_the_export() 
     assert_eq!(m.rows + m.rejected_rows, m.records_read);
     sim.shutdown().await;
 }
+
+/// A task renamed in Titan keeps landing in the dataset of its first ingest: a dataset
+/// that followed the name would re-ingest the task's whole history into a new folder.
+#[tokio::test]
+async fn a_renamed_task_keeps_its_dataset_and_nothing_is_ingested_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let first_sim = start_sim().await;
+    let cfg = config(
+        dir.path(),
+        &first_sim.base_url(),
+        "[[tasks]]\nid = \"task-products\"\n",
+    );
+    let first = run::run(&cfg).await.unwrap();
+    assert!(
+        first
+            .executions
+            .iter()
+            .all(|e| e.dataset == "product_monitor")
+    );
+    let ingested = first.totals.ingested;
+    assert!(ingested > 0);
+    first_sim.shutdown().await;
+
+    // The same task, renamed, served again.
+    let renamed = scenario_toml().replace("name = \"Product monitor\"", "name = \"Shoe prices\"");
+    let sim = titan_sim::start(
+        titan_sim::Scenario::from_toml_str(&renamed).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let cfg = config(
+        dir.path(),
+        &sim.base_url(),
+        "[[tasks]]\nid = \"task-products\"\n",
+    );
+    let again = run::run(&cfg).await.unwrap();
+    assert_eq!(again.totals.ingested, 0, "{:?}", again.totals);
+    assert_eq!(again.totals.already_ingested, first.executions.len());
+    assert!(
+        again
+            .executions
+            .iter()
+            .all(|e| e.dataset == "product_monitor")
+    );
+    assert!(!out.join("shoe_prices").exists());
+}

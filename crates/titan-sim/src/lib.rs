@@ -130,5 +130,3 @@ impl RunningSim {
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_faults;

@@ -17,19 +17,11 @@
 
 use std::time::Duration;
 
+use crate::sink::Committed;
 use crate::sink::manifest::Manifest;
 use crate::sink::parquet::{StagedPart, WriteError};
 use crate::sink::partition::{self, PartitionKey};
 use crate::sink::store::Store;
-
-/// How a commit ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Committed {
-    /// Our parts and manifest are in place.
-    Now,
-    /// Another process committed the execution first; our staged parts were discarded.
-    ByAnother,
-}
 
 /// Moves `parts` into place and writes `manifest` last.
 pub async fn commit(

@@ -49,6 +49,7 @@ use crate::sink::manifest::{Manifest, ManifestFile};
 use crate::sink::parquet::{ExecutionWriter, StagedPart, WriteError, WriterSettings};
 use crate::sink::partition::{self, PartNames, PartitionKey};
 use crate::sink::store::Store;
+use crate::sink::{GroupCommitted, Recovered};
 
 /// Intent format version.
 pub const INTENT_VERSION: u32 = 1;
@@ -159,6 +160,7 @@ pub async fn combine(
                         batch.schema(),
                         WriterSettings {
                             file_rows: usize::MAX,
+                            file_bytes: u64::MAX,
                             ..settings.clone()
                         },
                     )?),
@@ -234,16 +236,6 @@ pub fn intent_for(
     }
 }
 
-/// How a group commit ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GroupCommitted {
-    /// The combined file is in place and every member's manifest written.
-    Now,
-    /// Not committed, nothing published: these members were committed by another process
-    /// first. The combined file was discarded; commit the other members alone.
-    Abandoned { committed: Vec<String> },
-}
-
 /// Publishes a combined file for its members (steps a–e of the module doc). `key` is the
 /// members' partition, for the clean-up of their earlier runs' parts.
 pub async fn commit_group(
@@ -286,7 +278,14 @@ pub async fn commit_group(
     }
     // d., e.
     roll_forward(store, intent).await?;
-    Ok(GroupCommitted::Now)
+    Ok(GroupCommitted::Now {
+        file: final_path,
+        bytes: intent
+            .manifests
+            .first()
+            .and_then(|m| m.files.first())
+            .map_or(0, |f| f.bytes),
+    })
 }
 
 /// Writes the manifests of `intent` that are missing, then deletes the intent.
@@ -339,16 +338,6 @@ pub async fn resolve(store: &Store, intent: &GroupIntent) -> Result<Resolution, 
     }
     store.delete(&intent.path()).await?;
     Ok(Resolution::Undone)
-}
-
-/// What [`recover_groups`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recovered {
-    pub rolled_forward: usize,
-    pub undone: usize,
-    /// Intents left alone: a member's lease is held by another live process (which is
-    /// committing that group now), or the intent could not be read.
-    pub skipped: usize,
 }
 
 /// Finishes or undoes every interrupted group commit of `dataset`, each under its
@@ -693,7 +682,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             commit_group(&store, &key(), &intent).await.unwrap(),
-            GroupCommitted::Now
+            GroupCommitted::Now {
+                file: Path::from(intent.final_path.as_str()),
+                bytes: intent.manifests[0].files[0].bytes,
+            }
         );
         assert_eq!(
             keys(&store).await,
@@ -981,6 +973,7 @@ mod tests {
         WriterSettings {
             row_group_rows: 7,
             file_rows,
+            file_bytes: u64::MAX,
             zstd_level: 1,
             schema_fingerprint: "f".into(),
         }

@@ -1,15 +1,10 @@
-//! Writing an execution's mapped batches: Parquet parts staged in the store, then
-//! committed (moved into place, manifest last).
+//! Writing an execution's mapped batches as Parquet parts, streamed into the store as
+//! batches arrive (never a whole file in memory), rolled every `file_rows`. Where parts go
+//! and how they become visible is the sink's business ([`crate::sink::Sink`]).
 //!
 //! ```text
-//! batches ─► ExecutionWriter (roll every `file_rows`) ─► _staging/…/part-n.parquet.tmp
-//!                                   commit ─► rename to <partition>/<exec>-<n>.parquet
-//!                                          ─► delete orphans of earlier runs
-//!                                          ─► put _manifests/<task>/<exec>.json  (last)
+//! batches ─► ExecutionWriter (roll every `file_rows`) ─► parts named by the sink's PartNames
 //! ```
-//!
-//! Small executions can instead be committed together ([`group`]): their staged parts are
-//! read back into one `combined_<group>.parquet`, published under an intent record.
 
 mod dictionary;
 pub mod writer;

@@ -43,6 +43,9 @@ use crate::sink::store::Store;
 pub struct WriterSettings {
     pub row_group_rows: usize,
     pub file_rows: usize,
+    /// A part is closed once this many bytes are written to it (checked after each row
+    /// group), so wide rows cannot make a part too large to copy or commit in one request.
+    pub file_bytes: u64,
     pub zstd_level: i32,
     /// Written into each file's key-value metadata.
     pub schema_fingerprint: String,
@@ -167,6 +170,8 @@ struct OpenPart {
     group: Option<RowGroup>,
     n: usize,
     rows: usize,
+    /// Bytes handed to `sink` so far.
+    written: u64,
 }
 
 /// Writes one execution's batches into staged Parquet parts.
@@ -225,7 +230,8 @@ impl ExecutionWriter {
         }
     }
 
-    /// Appends a batch, splitting it where a part reaches `file_rows`.
+    /// Appends a batch, splitting it where a part reaches `file_rows` (or, after a row
+    /// group, `file_bytes`).
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(WriteError::Schema {
@@ -257,7 +263,11 @@ impl ExecutionWriter {
             offset += take;
             let full = part.rows >= self.settings.file_rows;
             self.encode(batch.slice(offset - take, take)).await?;
-            if full {
+            let large = self
+                .current
+                .as_ref()
+                .is_some_and(|p| p.written >= self.settings.file_bytes);
+            if full || large {
                 self.close_current().await?;
             }
         }
@@ -292,6 +302,7 @@ impl ExecutionWriter {
             group: None,
             n,
             rows: 0,
+            written: 0,
         });
         Ok(())
     }
@@ -406,6 +417,7 @@ async fn drain(part: &mut OpenPart) -> Result<(), ParquetError> {
     if bytes.is_empty() {
         return Ok(());
     }
+    part.written += bytes.len() as u64;
     // `put` hands the buffer over without copying it (`write_all` would copy a whole row
     // group into the upload buffer).
     part.sink
@@ -560,6 +572,7 @@ mod tests {
         WriterSettings {
             row_group_rows,
             file_rows,
+            file_bytes: u64::MAX,
             zstd_level: crate::sink::parquet::DEFAULT_ZSTD_LEVEL,
             schema_fingerprint: "fp-123".to_string(),
         }
@@ -752,6 +765,38 @@ mod tests {
         assert_eq!(groups.iter().sum::<i64>(), 40_000);
         let expected = arrow::compute::concat_batches(&schema(), &batches).expect("concat");
         assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn parts_roll_at_file_bytes_after_a_row_group_and_keep_every_row() {
+        let batches: Vec<_> = (0..20).map(|i| batch(i * 2000, 2000)).collect();
+        // Row groups of 4000 rows; a part closes once 1 byte is written, i.e. after its
+        // first row group: ten parts of 4000 rows, the rows in order.
+        let small = WriterSettings {
+            file_bytes: 1,
+            ..settings(4000, 1 << 20)
+        };
+        let (store, parts) = write(small, tuning(usize::MAX, 2), &batches).await;
+        assert_eq!(
+            parts.iter().map(|p| p.rows).collect::<Vec<_>>(),
+            vec![4000; 10]
+        );
+        let mut got = Vec::new();
+        for part in &parts {
+            let (bytes, meta, b) = read(&store, part).await;
+            assert_eq!(row_group_rows(&meta), vec![4000]);
+            assert_eq!(part.bytes, bytes.len() as u64);
+            got.push(b);
+        }
+        let expected = arrow::compute::concat_batches(&schema(), &batches).expect("concat");
+        assert_eq!(
+            arrow::compute::concat_batches(&schema(), &got).expect("concat"),
+            expected
+        );
+
+        // Without a byte bound the same rows make one part.
+        let (_, parts) = write(settings(4000, 1 << 20), tuning(usize::MAX, 2), &batches).await;
+        assert_eq!(parts.len(), 1);
     }
 
     #[tokio::test]

@@ -1,10 +1,10 @@
 //! Fault injection over HTTP: each fault as a client sees it, predicted from the seed.
 
-use super::export::ExportChunks;
-use super::faults::{self, BAD_GATEWAY_HTML, ERROR_PAGE_HTML, FaultKind, planned_fault};
-use super::tests::{BASE, TOKEN, assert_error, client, get, sim_from};
-use super::*;
+use super::{BASE, TOKEN, assert_error, client, get, sim_from};
+use crate::export::ExportChunks;
+use crate::faults::{self, BAD_GATEWAY_HTML, ERROR_PAGE_HTML, FaultKind, planned_fault};
 use crate::format::ExportFormat;
+use crate::*;
 use serde_json::Value;
 use std::time::Instant;
 
