@@ -578,3 +578,29 @@ async fn writes_a_table_for_the_interop_readers() {
         assert_eq!(done, CommitOutcome::Committed { version: i as u64 });
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_without_results_is_recorded_by_its_txn_alone() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    let s = schema(false);
+    // First commit of the table, and a later one: no files, only the txn.
+    for (version, exec) in [(0, "empty1"), (1, "empty2")] {
+        let done = table
+            .commit(request(&s, vec![], &[("t1", exec)]))
+            .await
+            .expect("commit");
+        assert_eq!(done, CommitOutcome::Committed { version });
+    }
+    assert_eq!(
+        table.committed("t1").await.expect("c"),
+        set(&["empty1", "empty2"])
+    );
+    assert!(table.live_files().await.expect("live").is_empty());
+    let adds = log_entry(&store, 1)
+        .await
+        .into_iter()
+        .filter(|a| a.get("add").is_some())
+        .count();
+    assert_eq!(adds, 0);
+}
