@@ -425,30 +425,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn exec(outcome: Outcome) -> ExecutionReport {
-        ExecutionReport {
-            task_id: "t".into(),
-            execution_id: "e".into(),
-            dataset: "d".into(),
-            outcome,
-            execution_status: Some("completed".into()),
-            rows: 0,
-            records_read: 0,
-            source_record_count: None,
-            files: vec![],
-            bytes: 0,
-            wait_ms: 0,
-            ingest_ms: 0,
-            retries: 0,
-            rejected_rows: 0,
-            rejected_by_reason: BTreeMap::new(),
-            media_files: 0,
-            media_failed: 0,
-            columns_added: vec![],
-            fields_ignored: vec![],
-            fields_missing: vec![],
-            error: None,
-            leased_by: None,
-        }
+        ExecutionReport::new("t", "e", "d", outcome, "completed")
     }
 
     fn report() -> RunReport {

@@ -70,6 +70,43 @@ pub struct ExecutionReport {
     pub leased_by: Option<String>,
 }
 
+impl ExecutionReport {
+    /// The report of an execution before anything is done to it: `outcome`, Titan's
+    /// `execution_status`, no rows, files or counts; callers set what happened.
+    pub fn new(
+        task_id: &str,
+        execution_id: &str,
+        dataset: &str,
+        outcome: Outcome,
+        execution_status: &str,
+    ) -> Self {
+        ExecutionReport {
+            task_id: task_id.to_string(),
+            execution_id: execution_id.to_string(),
+            dataset: dataset.to_string(),
+            outcome,
+            execution_status: Some(execution_status.to_string()),
+            rows: 0,
+            records_read: 0,
+            source_record_count: None,
+            files: vec![],
+            bytes: 0,
+            wait_ms: 0,
+            ingest_ms: 0,
+            retries: 0,
+            rejected_rows: 0,
+            rejected_by_reason: BTreeMap::new(),
+            media_files: 0,
+            media_failed: 0,
+            columns_added: vec![],
+            fields_ignored: vec![],
+            fields_missing: vec![],
+            error: None,
+            leased_by: None,
+        }
+    }
+}
+
 /// A task that could not even be planned (unknown id, bad schema…).
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskFailure {
@@ -342,28 +379,11 @@ mod tests {
 
     fn exec(outcome: Outcome, rows: u64) -> ExecutionReport {
         ExecutionReport {
-            task_id: "t".into(),
-            execution_id: "e".into(),
-            dataset: "d".into(),
-            outcome,
-            execution_status: Some("completed".into()),
             rows,
             records_read: rows,
-            source_record_count: None,
             files: vec!["f".into()],
             bytes: 10,
-            wait_ms: 0,
-            ingest_ms: 0,
-            retries: 0,
-            rejected_rows: 0,
-            rejected_by_reason: BTreeMap::new(),
-            media_files: 0,
-            media_failed: 0,
-            columns_added: vec![],
-            fields_ignored: vec![],
-            fields_missing: vec![],
-            error: None,
-            leased_by: None,
+            ..ExecutionReport::new("t", "e", "d", outcome, "completed")
         }
     }
 

@@ -462,30 +462,7 @@ mod tests {
     }
 
     fn exec(id: &str, task: &str, dataset: &str, outcome: Outcome) -> ExecutionReport {
-        ExecutionReport {
-            task_id: task.into(),
-            execution_id: id.into(),
-            dataset: dataset.into(),
-            outcome,
-            execution_status: Some("completed".into()),
-            rows: 0,
-            records_read: 0,
-            source_record_count: None,
-            files: vec![],
-            bytes: 0,
-            wait_ms: 0,
-            ingest_ms: 0,
-            retries: 0,
-            rejected_rows: 0,
-            rejected_by_reason: BTreeMap::new(),
-            media_files: 0,
-            media_failed: 0,
-            columns_added: vec![],
-            fields_ignored: vec![],
-            fields_missing: vec![],
-            error: None,
-            leased_by: None,
-        }
+        ExecutionReport::new(task, id, dataset, outcome, "completed")
     }
 
     fn report() -> RunReport {

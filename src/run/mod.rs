@@ -395,28 +395,11 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<Vec<ExecutionReport>, RunE
 /// The report of an execution before anything is done to it (outcome `already_ingested`,
 /// no rows); callers set what happened.
 fn base_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport {
-    ExecutionReport {
-        task_id: task.task_id.clone(),
-        execution_id: execution.id.clone(),
-        dataset: task.dataset.clone(),
-        outcome: Outcome::AlreadyIngested,
-        execution_status: Some(execution.status.as_str().to_string()),
-        rows: 0,
-        records_read: 0,
-        source_record_count: None,
-        files: vec![],
-        bytes: 0,
-        wait_ms: 0,
-        ingest_ms: 0,
-        retries: 0,
-        rejected_rows: 0,
-        rejected_by_reason: Default::default(),
-        media_files: 0,
-        media_failed: 0,
-        columns_added: vec![],
-        fields_ignored: vec![],
-        fields_missing: vec![],
-        error: None,
-        leased_by: None,
-    }
+    ExecutionReport::new(
+        &task.task_id,
+        &execution.id,
+        &task.dataset,
+        Outcome::AlreadyIngested,
+        execution.status.as_str(),
+    )
 }
