@@ -19,6 +19,7 @@
 
 pub mod binding;
 pub mod combine;
+pub mod delta;
 pub mod folder;
 pub mod lease;
 pub mod manifest;

@@ -1,0 +1,127 @@
+//! The Delta sink's file side: where an execution's data files go (their final, unique
+//! names: no staging, no rename), and removing files the log does not hold: what a failed
+//! execution wrote ([`discard`]) and what crashed runs left behind ([`vacuum`]).
+//!
+//! A file the log does not reference is invisible to every Delta reader, so these
+//! deletions are housekeeping, never a correctness step.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use object_store::path::{Path, PathPart};
+
+use super::{DataFile, DeltaError, DeltaTable};
+use crate::sink::parquet::StagedPart;
+use crate::sink::partition::PartitionKey;
+
+/// How old an unreferenced data file must be before [`vacuum`] deletes it: long enough
+/// that no running writer is still between writing it and committing it.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// Final location of part `n` of one attempt (`run_id`) at `execution_id`:
+/// `<partition>/<execution>-<run>-<n>.parquet`. The run id makes two attempts (a retry, a
+/// racing process) write different files, so a loser never overwrites a committed file.
+pub fn part_path(key: &PartitionKey, execution_id: &str, run_id: &str, n: usize) -> Path {
+    key.prefix().join(PathPart::from(format!(
+        "{execution_id}-{run_id}-{n}.parquet"
+    )))
+}
+
+/// The files of an execution's parts, written at their final place, for a commit.
+pub fn data_files(key: &PartitionKey, parts: &[StagedPart]) -> Vec<DataFile> {
+    parts
+        .iter()
+        .map(|p| DataFile {
+            path: p.final_path.clone(),
+            task_id: key.task_id.clone(),
+            date: key.date.clone(),
+            rows: p.rows,
+            bytes: p.bytes,
+        })
+        .collect()
+}
+
+/// The table-relative paths of the current version's data files.
+async fn live_paths(table: &DeltaTable) -> Result<HashSet<String>, DeltaError> {
+    Ok(table
+        .live_files()
+        .await?
+        .into_iter()
+        .map(|f| f.path)
+        .collect())
+}
+
+/// `location` relative to the table root, if it is a data file under a partition.
+fn data_file_in_table(table: &DeltaTable, location: &Path) -> Option<String> {
+    let root = table.root();
+    let rel: Vec<_> = location.prefix_match(&root)?.collect();
+    let first = rel.first()?.as_ref();
+    if !first.starts_with("task_id=") || !location.as_ref().ends_with(".parquet") {
+        return None;
+    }
+    Some(rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/"))
+}
+
+/// Deletes what attempt `run_id` at `execution_id` wrote in `key`'s partition and the log
+/// does not hold (a failed or interrupted execution). Returns how many files it deleted.
+pub async fn discard(
+    table: &DeltaTable,
+    key: &PartitionKey,
+    execution_id: &str,
+    run_id: &str,
+) -> Result<usize, DeltaError> {
+    let stem = format!("{execution_id}-{run_id}-");
+    let listed = table.store().list(&key.prefix()).await?;
+    let ours: Vec<_> = listed
+        .into_iter()
+        .filter(|o| o.location.filename().is_some_and(|n| n.starts_with(&stem)))
+        .collect();
+    if ours.is_empty() {
+        return Ok(0);
+    }
+    let live = live_paths(table).await?;
+    let mut deleted = 0;
+    for o in ours {
+        if data_file_in_table(table, &o.location).is_some_and(|rel| !live.contains(&rel)) {
+            table.store().delete(&o.location).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// What [`vacuum`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vacuumed {
+    /// Unreferenced data files deleted.
+    pub deleted: Vec<Path>,
+    /// Unreferenced data files kept because they are younger than the retention (a
+    /// writer may still commit them).
+    pub young: usize,
+}
+
+/// Deletes the table's data files that the current version does not reference and that
+/// are older than `retention`: files of crashed or failed attempts, and files a compaction
+/// replaced. Files under `_delta_log/`, `media/` and other non-partition folders are never
+/// touched.
+pub async fn vacuum(table: &DeltaTable, retention: Duration) -> Result<Vacuumed, DeltaError> {
+    let live = live_paths(table).await?;
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let mut done = Vacuumed::default();
+    for o in table.store().list(&table.root()).await? {
+        let Some(rel) = data_file_in_table(table, &o.location) else {
+            continue;
+        };
+        if live.contains(&rel) {
+            continue;
+        }
+        if o.last_modified > cutoff {
+            done.young += 1;
+            continue;
+        }
+        table.store().delete(&o.location).await?;
+        done.deleted.push(o.location);
+    }
+    Ok(done)
+}
