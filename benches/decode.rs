@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use titan_connector::decode::{DecoderOptions, RawDecoder};
 use titan_connector::format::ExportFormat;
-use titan_connector::sim::export::ExportChunks;
+use titan_sim::export::ExportChunks;
 
 #[allow(dead_code)]
 #[path = "common/shapes.rs"]
@@ -37,9 +37,19 @@ fn body(shape: Shape, format: ExportFormat) -> (Vec<u8>, u64) {
         if shape.own_generator() {
             return shapes::scraped::body(SEED, rows, format == ExportFormat::Csv);
         }
-        ExportChunks::new(SEED, &task, "bench", rows, format, "http://127.0.0.1:9")
-            .flat_map(|chunk| chunk.to_vec())
-            .collect()
+        ExportChunks::new(
+            SEED,
+            &task,
+            "bench",
+            rows,
+            format
+                .as_str()
+                .parse()
+                .expect("the simulator serves every format"),
+            "http://127.0.0.1:9",
+        )
+        .flat_map(|chunk| chunk.to_vec())
+        .collect()
     };
     if !benchmarking() {
         return (gen_rows(TEST_ROWS), TEST_ROWS);

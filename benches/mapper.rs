@@ -9,9 +9,10 @@ use std::hint::black_box;
 use arrow::record_batch::RecordBatch;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use titan_connector::decode::{DecoderOptions, RawDecoder};
-use titan_connector::format::ExportFormat;
-use titan_connector::schema::{Lineage, Mapper, TargetSchema};
-use titan_connector::sim::export::ExportChunks;
+use titan_connector::map::{Lineage, Mapper};
+use titan_connector::schema::TargetSchema;
+use titan_sim::ExportFormat;
+use titan_sim::export::ExportChunks;
 
 #[allow(dead_code)]
 #[path = "common/shapes.rs"]

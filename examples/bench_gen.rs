@@ -21,9 +21,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use serde_json::{Value, json};
-use titan_connector::format::ExportFormat;
-use titan_connector::sim::SimTask;
-use titan_connector::sim::export::ExportChunks;
+use titan_sim::ExportFormat;
+use titan_sim::SimTask;
+use titan_sim::export::ExportChunks;
 
 #[path = "../benches/common/shapes.rs"]
 mod shapes;

@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 
 use object_store::path::Path as StorePath;
 
-use crate::config::{RunOptions, StoreConfig};
-use crate::decode::{DecoderOptions, RawDecoder};
+use crate::config::RunOptions;
+use crate::decode::RawDecoder;
 use crate::format::ExportFormat;
-use crate::partition::PartNames;
-use crate::schema::{Lineage, Mapper, TargetSchema};
-use crate::store::{Store, StoreError};
-use crate::transcode::{BadRows, TranscodeError, file_body, transcode};
-use crate::write::{ExecutionWriter, WriterSettings};
+use crate::map::{Lineage, Mapper};
+use crate::run::transcode::{BadRows, TranscodeError, file_body, transcode};
+use crate::schema::TargetSchema;
+use crate::sink::parquet::ExecutionWriter;
+use crate::sink::partition::PartNames;
+use crate::sink::store::StoreConfig;
+use crate::sink::store::{Store, StoreError};
 
 /// What to convert.
 #[derive(Debug, Clone)]
@@ -50,7 +52,7 @@ pub enum ConvertError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Write(#[from] crate::write::WriteError),
+    Write(#[from] crate::sink::parquet::WriteError),
 }
 
 /// Converts `opts.input` into `<output>/<file stem>-<n>.parquet`.
@@ -80,20 +82,12 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         store.clone(),
         names,
         mapper.arrow_schema(),
-        WriterSettings {
-            row_group_rows: opts.run.row_group_rows,
-            file_rows: opts.run.file_rows,
-            zstd_level: crate::write::DEFAULT_ZSTD_LEVEL,
-            schema_fingerprint: opts.schema.fingerprint(),
-        },
+        opts.run.writer_settings(opts.schema.fingerprint()),
     )?;
     let decoder = RawDecoder::new(
         opts.format,
         opts.schema.source_fields(),
-        DecoderOptions {
-            batch_rows: opts.run.batch_rows,
-            ..DecoderOptions::default()
-        },
+        opts.run.decoder_options(),
     );
     let body = file_body(file);
     let done = match transcode(

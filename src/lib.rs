@@ -3,36 +3,35 @@
 //! The modules follow the data flow, each owning one step:
 //!
 //! ```text
-//! config ─► tasks ─► api (client) ─► waiter ─► export (byte stream)
-//!                                                   │
-//!                                                decode (raw Utf8 batches)
-//!                                                   │
-//!   store ◄─ write (parquet + manifest) ◄─ partition ◄─ schema (mapper)
+//! config ─► source (task list, plan, wait, open export) ──► bytes
+//!             │  api: the Titan client                        │
+//!             │                                            decode (+ sniff): raw Utf8 batches
+//!             │                                               │
+//!             │                   schema: what the columns are │
+//!             │                                            map: typed batches, rejects
+//!             │                                               │
+//!             │                                            media: files fetched, struct column
+//!             │                                               │
+//!             └──────────────────── run ──────────────────►  sink: Parquet parts, commit
+//!                                (orchestration)               (store, partition, leases,
+//!                                                               combining; FolderSink)
 //! ```
 //!
-//! `pipeline` wires them together for one run, `report` says what happened, `cli`,
-//! `telemetry` and `progress` serve the binary. `sim` is a faithful local simulator of the Titan Task
-//! Service, used by the demo and the tests.
+//! `run` wires them together for one run, `report` says what happened and `progress`
+//! shows it on a terminal; `convert` is the same path over a local file. The command line
+//! (`cli`) and logging (`telemetry`) belong to the binary (`src/main.rs`). The simulator
+//! of the Titan API is its own crate, `crates/titan-sim`.
 
 pub mod api;
-pub mod cli;
-pub mod combine;
 pub mod config;
 pub mod convert;
 pub mod decode;
 pub mod format;
-pub mod lease;
+pub mod map;
 pub mod media;
-pub mod partition;
-pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod schema;
-pub mod sim;
-pub mod sniff;
-pub mod store;
-pub mod tasks;
-pub mod telemetry;
-pub mod transcode;
-pub mod waiter;
-pub mod write;
+pub mod sink;
+pub mod source;

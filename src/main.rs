@@ -1,24 +1,25 @@
 //! The `titan-connector` binary: parse arguments, set up logging, run a command, and turn
 //! the outcome into a documented exit code. All the work is in the library.
 
+mod cli;
+mod telemetry;
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use cli::exit::Exit;
+use cli::{Cli, Command};
 use titan_connector::api::ApiErrorKind;
-use titan_connector::cli::exit::Exit;
-use titan_connector::cli::{self, Cli, Command};
-use titan_connector::config::{
-    Config, ConfigError, Env, RunOptions, StoreConfig, resolve_store_url,
-};
+use titan_connector::config::{Config, ConfigError, Env, RunOptions, resolve_store_url};
 use titan_connector::convert::ConvertOptions;
 use titan_connector::format::ExportFormat;
-use titan_connector::pipeline::{self, RunError};
 use titan_connector::progress::Progress;
 use titan_connector::report::human_bytes;
+use titan_connector::run::{self, RunError};
 use titan_connector::schema::TargetSchema;
-use titan_connector::telemetry;
+use titan_connector::sink::store::StoreConfig;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +87,7 @@ async fn dispatch(cli: Cli, progress: Progress) -> Exit {
             };
             let shutdown = CancellationToken::new();
             watch_signals(shutdown.clone());
-            let report = match pipeline::run_with_progress(&cfg, shutdown, progress).await {
+            let report = match run::run_with_progress(&cfg, shutdown, progress).await {
                 Ok(r) => r,
                 Err(e) => return run_error(&e, &cfg),
             };
@@ -264,6 +265,7 @@ async fn convert(args: &cli::ConvertArgs) -> Exit {
             batch_rows: args.batch_rows.max(1),
             row_group_rows: args.row_group_rows.max(1),
             file_rows: args.file_rows.max(1),
+            ..RunOptions::default()
         },
     };
     let started = std::time::Instant::now();
@@ -342,7 +344,7 @@ const AUTH_HINT: &str = "check TITAN_TOKEN (or api.token_file) and that the key 
 
 fn run_error(e: &RunError, cfg: &Config) -> Exit {
     let (exit, hint) = match e {
-        RunError::Auth(_) => (Exit::Auth, AUTH_HINT),
+        RunError::MediaAuth { .. } => (Exit::Auth, AUTH_HINT),
         RunError::Api(api) => match api.kind() {
             ApiErrorKind::Auth => (Exit::Auth, AUTH_HINT),
             ApiErrorKind::Unreachable => (
@@ -352,7 +354,7 @@ fn run_error(e: &RunError, cfg: &Config) -> Exit {
             ApiErrorKind::Config | ApiErrorKind::Refused => (Exit::Usage, ""),
             _ => (Exit::Failure, ""),
         },
-        RunError::Store(_) | RunError::Other(_) => (Exit::Failure, ""),
+        RunError::Store(_) | RunError::Sink(_) | RunError::Recover { .. } => (Exit::Failure, ""),
     };
     eprintln!("error: {}", chain(e));
     if !hint.is_empty() {

@@ -150,7 +150,7 @@ impl RunReport {
         t.files = files.len();
         t.combined_files = files
             .iter()
-            .filter(|f| crate::partition::is_combined(&object_store::path::Path::from(**f)))
+            .filter(|f| crate::sink::partition::is_combined(&object_store::path::Path::from(**f)))
             .count();
         if self.duration_ms > 0 {
             let ended = t.executions - t.planned;
@@ -231,6 +231,11 @@ impl RunReport {
         }
         s
     }
+}
+
+/// Now, as reports and manifests write times: RFC 3339, UTC, milliseconds.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// `1536` → `1.5 KiB`.

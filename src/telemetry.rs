@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
-use crate::progress::Progress;
+use titan_connector::progress::Progress;
 
 /// Installs the global subscriber. `RUST_LOG` wins over `-v`/`-q` when set. Lines go
 /// through `progress`, so they print above its bars instead of through them.

@@ -124,8 +124,8 @@ impl Shape {
     }
 
     /// The simulator task serving this shape.
-    pub fn task(self) -> titan_connector::sim::SimTask {
-        titan_connector::sim::SimTask {
+    pub fn task(self) -> titan_sim::SimTask {
+        titan_sim::SimTask {
             id: format!("bench-{}", self.name()),
             name: format!("bench {}", self.name()),
             output_schema: self.output_schema(),

@@ -2,7 +2,8 @@
 //! The schema file parser: any text gives a schema or a `SchemaError`; a schema that parses
 //! writes back (`to_json`) to text that parses to the same schema, and maps to Arrow.
 
-use titan_connector::schema::{Lineage, Mapper, TargetSchema};
+use titan_connector::map::{Lineage, Mapper};
+use titan_connector::schema::TargetSchema;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -987,6 +987,6 @@ fn client_futures_are_send() {
     let c = client.clone();
     assert_send(&async move { c.media_url("e", "https://a.example/m").await });
     let c = client.clone();
-    let policy = crate::waiter::WaitPolicy::default();
-    assert_send(&async move { crate::waiter::wait_for_terminal(&c, "e", &policy).await });
+    let policy = crate::source::waiter::WaitPolicy::default();
+    assert_send(&async move { crate::source::waiter::wait_for_terminal(&c, "e", &policy).await });
 }

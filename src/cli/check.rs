@@ -4,10 +4,10 @@
 use bytes::Bytes;
 use object_store::path::Path;
 
-use crate::api::{ApiError, TitanClient};
-use crate::config::Config;
-use crate::schema::TargetSchema;
-use crate::store::{Store, StoreError};
+use titan_connector::api::{ApiError, TitanClient};
+use titan_connector::config::Config;
+use titan_connector::schema::TargetSchema;
+use titan_connector::sink::store::{Store, StoreError};
 
 /// A failed check.
 #[derive(Debug, thiserror::Error)]
@@ -16,7 +16,7 @@ pub enum CheckError {
     Schema {
         task_id: String,
         #[source]
-        source: crate::schema::SchemaError,
+        source: titan_connector::schema::SchemaError,
     },
     #[error(transparent)]
     Api(#[from] ApiError),

@@ -159,7 +159,7 @@ pub struct RunArgs {
     /// Process only this worker's share of the executions: `I/N`, 0-based (e.g. Airflow's
     /// map index or Kubernetes' JOB_COMPLETION_INDEX over N workers).
     #[arg(long, value_name = "I/N")]
-    pub shard: Option<crate::tasks::Shard>,
+    pub shard: Option<titan_connector::source::tasks::Shard>,
     /// List the executions that would be ingested, then stop: nothing is awaited or written.
     #[arg(long)]
     pub dry_run: bool,
@@ -167,8 +167,8 @@ pub struct RunArgs {
 
 impl CommonArgs {
     /// The command-line layer of the configuration.
-    pub fn overrides(&self, concurrency: Option<u16>) -> crate::config::Overrides {
-        crate::config::Overrides {
+    pub fn overrides(&self, concurrency: Option<u16>) -> titan_connector::config::Overrides {
+        titan_connector::config::Overrides {
             tasks_file: self.tasks.clone(),
             store: self.store.clone(),
             concurrency: concurrency.map(usize::from),

@@ -5,11 +5,13 @@ use std::path::Path;
 
 use futures::StreamExt;
 
-use crate::api::{ApiError, TitanClient};
-use crate::config::Config;
-use crate::decode::{DecodeError, DecoderOptions, RawDecoder};
-use crate::format::ExportFormat;
-use crate::schema::{SchemaError, TargetSchema, check_file, infer_from_batches, json_record_keys};
+use titan_connector::api::{ApiError, TitanClient};
+use titan_connector::config::Config;
+use titan_connector::decode::{DecodeError, DecoderOptions, RawDecoder};
+use titan_connector::format::ExportFormat;
+use titan_connector::schema::{
+    SchemaError, TargetSchema, check_file, infer_from_batches, json_record_keys,
+};
 
 /// Bytes of an export read to infer a schema.
 const SAMPLE_BYTES: usize = 4 << 20;
@@ -55,7 +57,9 @@ pub async fn pull(cfg: &Config, task_id: &str) -> Result<String, SchemaCmdError>
         .ok_or_else(|| SchemaCmdError::NoOutputSchema(task_id.to_string()))?;
     let mut schema = TargetSchema::from_output_schema(&v)?;
     if schema.name.is_none() {
-        schema.name = Some(crate::tasks::dataset_slug(&task.name, &task.id));
+        schema.name = Some(titan_connector::source::tasks::dataset_slug(
+            &task.name, &task.id,
+        ));
     }
     Ok(schema.to_json())
 }

@@ -40,6 +40,8 @@ pub const LAYERED_KEYS: &[&str] = &[
     "run.file_rows",
     "run.combine_below_mb",
     "run.combine_target_mb",
+    "run.max_commit_delay",
+    "run.file_mb",
     "run.on_bad_row",
     "run.max_reject_ratio",
     "wait.poll_interval",

@@ -85,8 +85,13 @@ pub struct RunSection {
     pub combine_below_mb: Option<f64>,
     /// A combined file is written once its executions' staged output reaches this (MiB).
     pub combine_target_mb: Option<f64>,
+    /// A finished execution waiting to be combined is committed within this time.
+    #[serde(default, with = "humantime_serde")]
+    pub max_commit_delay: Option<Duration>,
+    /// MiB per Parquet file before rolling to the next part (checked per row group).
+    pub file_mb: Option<f64>,
     /// Default for tasks: `quarantine` (default), `skip` or `fail`.
-    pub on_bad_row: Option<crate::schema::BadRowPolicy>,
+    pub on_bad_row: Option<crate::map::BadRowPolicy>,
     /// Default for tasks: fail an execution whose rejected rows exceed this share (0–1).
     pub max_reject_ratio: Option<f64>,
     /// Default for tasks: fields in the data but not in the schema — `ignore` (default),
@@ -142,7 +147,7 @@ pub struct TaskEntry {
     /// Which executions: `"new"` (default), `"latest"`, or a list of ids.
     pub executions: Option<ExecutionsRaw>,
     pub format: Option<ExportFormat>,
-    pub on_bad_row: Option<crate::schema::BadRowPolicy>,
+    pub on_bad_row: Option<crate::map::BadRowPolicy>,
     pub max_reject_ratio: Option<f64>,
     pub extra_fields: Option<crate::schema::ExtraFieldPolicy>,
     pub missing_fields: Option<crate::schema::MissingFieldPolicy>,

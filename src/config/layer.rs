@@ -56,6 +56,12 @@ pub(super) fn apply(
         &mut f.run.combine_target_mb,
         number,
     )?;
+    l.set(
+        "run.max_commit_delay",
+        &mut f.run.max_commit_delay,
+        duration,
+    )?;
+    l.set("run.file_mb", &mut f.run.file_mb, number)?;
     l.set("run.on_bad_row", &mut f.run.on_bad_row, word)?;
     l.set("run.max_reject_ratio", &mut f.run.max_reject_ratio, number)?;
     l.set("wait.poll_interval", &mut f.wait.poll_interval, duration)?;

@@ -215,7 +215,10 @@ fn a_zero_from_the_environment_is_caught_like_one_from_the_file() {
 #[test]
 fn combining_is_on_by_default_set_in_mib_and_off_at_zero() {
     let cfg = load(TASK, &env(&[]), &Overrides::default()).unwrap();
-    assert_eq!(cfg.combine, crate::combine::CombineSettings::default());
+    assert_eq!(
+        cfg.combine,
+        crate::sink::combine::CombineSettings::default()
+    );
     assert_eq!(
         (cfg.combine.below_bytes, cfg.combine.target_bytes),
         (8 << 20, 64 << 20)

@@ -9,9 +9,8 @@ mod csv;
 mod json;
 mod json_row;
 mod scan;
+pub mod sniff;
 
-#[cfg(test)]
-mod bench;
 #[cfg(test)]
 mod tests;
 

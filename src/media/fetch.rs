@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::{MediaLayout, MediaRecord, layout};
 use crate::api::{ApiError, ExportStream};
-use crate::store::{Store, StoreError};
+use crate::sink::store::{Store, StoreError};
 
 /// Retries of a file whose body broke (or ended short) after it was opened.
 pub(crate) const BODY_RETRIES: u32 = 3;

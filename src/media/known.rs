@@ -13,7 +13,7 @@ use object_store::path::Path;
 use tracing::{debug, warn};
 
 use super::{MediaError, MediaRecord, layout};
-use crate::store::{Store, StoreError};
+use crate::sink::store::{Store, StoreError};
 
 /// Index entries read concurrently while loading.
 const LOAD_CONCURRENCY: usize = 16;

@@ -25,7 +25,7 @@ use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::api::{ApiError, TitanClient};
-use crate::store::{Store, StoreError};
+use crate::sink::store::{Store, StoreError};
 use column::Outcome;
 pub use fetch::FetchError;
 use fetch::{Failure, Target};

@@ -8,11 +8,11 @@ use arrow::array::{Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 
-use super::coerce::parse_json;
-use super::parse_num::{parse_f64, parse_i64};
-use super::parse_time::{parse_date32, parse_iso_us};
 use super::transform::FixedTz;
 use super::{ColumnSpec, ColumnType, MAX_DECIMAL_PRECISION, RESERVED_PREFIX, TargetSchema};
+use crate::map::coerce::parse_json;
+use crate::map::parse_num::{parse_f64, parse_i64};
+use crate::map::parse_time::{parse_date32, parse_iso_us};
 
 /// Which types every value seen so far fits.
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ mod tests {
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
-    use crate::schema::{Lineage, Mapper};
+    use crate::map::{Lineage, Mapper};
 
     fn batch(cols: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
         let fields: Vec<Field> = cols

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 /// Why a text is not what was asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum JsonFail {
+pub(crate) enum JsonFail {
     /// Not valid JSON.
     Invalid,
     /// Valid JSON, but not the container that was expected (or a path went through a scalar).
@@ -275,7 +275,7 @@ fn unescape(inner: &str) -> Result<String, JsonFail> {
 }
 
 /// Calls `f` with each element of the JSON array `text`, in order.
-pub(super) fn for_each_element<'a>(
+pub(crate) fn for_each_element<'a>(
     text: &'a str,
     mut f: impl FnMut(Item<'a>),
 ) -> Result<(), JsonFail> {
@@ -306,7 +306,7 @@ pub(super) fn for_each_element<'a>(
 
 /// Calls `f(key, value)` for each member of the JSON object `text`, in order (duplicate
 /// keys are all passed).
-pub(super) fn for_each_member<'a>(
+pub(crate) fn for_each_member<'a>(
     text: &'a str,
     mut f: impl FnMut(&str, Item<'a>),
 ) -> Result<(), JsonFail> {
@@ -340,7 +340,7 @@ pub(super) fn for_each_member<'a>(
 /// The value at `path` inside `text`: object members by key (first match), array elements
 /// by decimal index. `Ok(None)` when a key or index is missing or the value is `null`.
 /// Only the part of `text` before the target is validated: the scan stops there.
-pub(super) fn extract<'a>(text: &'a str, path: &[String]) -> Result<Item<'a>, JsonFail> {
+pub(crate) fn extract<'a>(text: &'a str, path: &[String]) -> Result<Item<'a>, JsonFail> {
     let mut sc = Scanner::new(text);
     'segments: for seg in path {
         match sc.peek() {
@@ -412,7 +412,7 @@ fn array_index(seg: &str) -> Option<usize> {
 
 #[cfg(test)]
 /// Whether `text` is one valid JSON value (surrounding whitespace allowed).
-pub(super) fn is_valid(text: &str) -> bool {
+pub(crate) fn is_valid(text: &str) -> bool {
     let mut sc = Scanner::new(text);
     sc.skip_value().is_ok() && sc.end().is_ok()
 }

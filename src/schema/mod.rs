@@ -1,30 +1,23 @@
-//! Target schemas: what typed columns an export becomes, and the mapper that gets it there.
+//! Target schemas: what typed columns an export becomes (types, schema files, derivation
+//! from a task's `output_schema`, inference, evolution). Mapping rows through a schema is
+//! [`crate::map`]'s job.
 //!
 //! A [`TargetSchema`] comes from a schema file (`schemas/README.md`), a task's `output_schema`,
-//! inference or evolution; [`Mapper`] maps raw batches under a [`BadRowPolicy`] and
-//! [`QuarantineEncoder`] writes its rejects. Invariant: constructors here return only
-//! schemas that passed [`TargetSchema::validate`], so the mapper can trust them.
+//! inference or evolution. Invariant: constructors here return only schemas that passed
+//! [`TargetSchema::validate`], so the mapper can trust them.
+//!
+//! One edge points back to the map layer: [`infer`](infer_from_batches) reads sample values
+//! with the same parsers the mapper uses (`map::parse_num`, `map::parse_time`), so that what
+//! inference proposes is exactly what the mapper will accept.
 
-mod coerce;
 mod derive;
 mod evolve;
 mod infer;
-mod jsontext;
-mod mapper;
-mod nested;
-mod parse_num;
-mod parse_time;
-mod policy;
-mod quarantine;
+pub(crate) mod jsontext;
 mod source;
 mod spec;
-mod transform;
-mod types;
-
-#[cfg(test)]
-mod golden_tests;
-#[cfg(test)]
-mod prop_tests;
+pub(crate) mod transform;
+pub(crate) mod types;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,15 +26,11 @@ use arrow::array::StringArray;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use sha2::{Digest, Sha256};
 
-pub use coerce::RejectReason;
 pub use evolve::{
     EvolutionError, EvolutionPolicy, Evolved, ExtraFieldPolicy, MissingFieldPolicy,
     json_record_keys,
 };
 pub use infer::infer_from_batches;
-pub use mapper::{Lineage, MapError, Mapped, Mapper, Reject};
-pub use policy::{BadRowPolicy, RejectPolicy, RejectRatioExceeded, RejectStats};
-pub use quarantine::{QuarantineEncoder, QuarantineError, REJECTS_DIR};
 pub use source::SourcePath;
 pub use transform::{Currency, FixedTz, RoundMode, Strftime, TimeFormat, Transform};
 pub use types::{ColumnType, MAX_DECIMAL_PRECISION, StructField, TypeError, media_arrow_type};
@@ -261,13 +250,13 @@ impl TargetSchema {
             }
             if let Some(default) = &col.default {
                 let probe = StringArray::from(vec![Some(default.as_str())]);
-                let c = coerce::coerce(col, &probe);
+                let c = crate::map::coerce::coerce(col, &probe);
                 if let Some(&(_, reason)) = c.rejects.first() {
                     return Err(invalid(
                         field("default"),
                         format!(
                             "{default:?} is not a valid value of the column ({reason}; expected {})",
-                            coerce::expected(&col.ty, &col.transform)
+                            crate::map::coerce::expected(&col.ty, &col.transform)
                         ),
                     ));
                 }

@@ -127,7 +127,7 @@ impl Strftime {
         &self.text
     }
 
-    pub(super) fn items(&self) -> &[Item<'static>] {
+    pub(crate) fn items(&self) -> &[Item<'static>] {
         &self.items
     }
 }
@@ -298,30 +298,30 @@ pub(super) fn de_char<'de, D: Deserializer<'de>>(d: D) -> Result<Option<char>, D
 }
 
 /// The built-in currency markers, longest first so `US$` wins over `$`.
-pub(super) const CURRENCY_MARKERS: &[&str] = &[
+pub(crate) const CURRENCY_MARKERS: &[&str] = &[
     "US$", "CA$", "AU$", "NZ$", "HK$", "R$", "A$", "C$", "S$", "zł", "kr", "Fr.", "$", "€", "£",
     "¥", "₹", "₽", "₩", "₺", "₪", "₫", "₴", "₦", "฿", "₱", "¢", "₡", "₲", "₵", "₸", "₼", "₾", "元",
     "円",
 ];
 
 /// Boolean words used when a column gives none.
-pub(super) const DEFAULT_TRUE: &[&str] = &["true", "yes", "y", "on", "1"];
-pub(super) const DEFAULT_FALSE: &[&str] = &["false", "no", "n", "off", "0"];
+pub(crate) const DEFAULT_TRUE: &[&str] = &["true", "yes", "y", "on", "1"];
+pub(crate) const DEFAULT_FALSE: &[&str] = &["false", "no", "n", "off", "0"];
 
 impl Transform {
     /// Effective `trim` for a value of type `ty`.
-    pub(super) fn trims(&self, ty: &ColumnType) -> bool {
+    pub(crate) fn trims(&self, ty: &ColumnType) -> bool {
         self.trim
             .unwrap_or(!ty.is_text() && !matches!(ty, ColumnType::Json))
     }
 
     /// Effective `empty_as_null` for a value of type `ty`.
-    pub(super) fn blank_is_null(&self, ty: &ColumnType) -> bool {
+    pub(crate) fn blank_is_null(&self, ty: &ColumnType) -> bool {
         self.empty_as_null.unwrap_or(!ty.is_text())
     }
 
     /// Whether any number-format option is set (the slower, normalising number path).
-    pub(super) fn has_number_format(&self) -> bool {
+    pub(crate) fn has_number_format(&self) -> bool {
         self.decimal_separator.is_some()
             || self.thousands_separator.is_some()
             || self.currency.is_some()
@@ -329,7 +329,7 @@ impl Transform {
 
     /// Checks each set option applies to `ty` (to the column or a nested leaf type) and the
     /// options agree; `Err((key, message))` names the offending key.
-    pub(super) fn check(&self, ty: &ColumnType) -> Result<(), (&'static str, String)> {
+    pub(crate) fn check(&self, ty: &ColumnType) -> Result<(), (&'static str, String)> {
         let has = |f: &dyn Fn(&ColumnType) -> bool| ty.any_leaf(f);
         let numeric = |t: &ColumnType| {
             matches!(

@@ -137,7 +137,7 @@ impl ColumnType {
     }
 }
 
-pub(super) fn struct_fields(fields: &[StructField]) -> Fields {
+pub(crate) fn struct_fields(fields: &[StructField]) -> Fields {
     fields
         .iter()
         .map(|f| Field::new(&f.name, f.ty.arrow_type(), true))

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use titan_connector::sim::{self, Scenario};
+use titan_sim::{self as sim, Scenario};
 
 use crate::util::*;
 
@@ -39,7 +39,7 @@ async fn init_writes_a_starter_config_and_never_overwrites_without_force() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let path = dir.path().join("titan.toml");
     let written = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(written, titan_connector::cli::init::TEMPLATE);
+    assert_eq!(written, titan_connector::config::TEMPLATE);
 
     std::fs::write(&path, "# mine\n").unwrap();
     let o = run(&["init"], &[], dir.path()).await;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use arrow::array::AsArray;
 use titan_connector::config::{Config, Env, Overrides, env::vars};
-use titan_connector::partition;
-use titan_connector::pipeline;
 use titan_connector::report::{Outcome, RunReport};
-use titan_connector::sim::{self, Scenario};
-use titan_connector::write::Manifest;
+use titan_connector::run;
+use titan_connector::sink::manifest::Manifest;
+use titan_connector::sink::partition;
+use titan_sim::{self as sim, Scenario};
 
 use crate::faults::{assert_dataset_equals_source, wait_with_deadline};
 use crate::util::*;
@@ -175,7 +175,7 @@ async fn three_hundred_small_executions_become_one_file_per_partition() {
     let out = dir.path().join("out");
     // Defaults: 8 MiB / 64 MiB; 30 × 100 rows is far below both.
     let cfg = small_config(dir.path(), &sim.base_url(), &sc, "");
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let t = &report.totals;
     assert_eq!(
         (t.executions, t.ingested, t.failed, t.rows),
@@ -214,7 +214,7 @@ async fn three_hundred_small_executions_become_one_file_per_partition() {
             (f, m)
         })
         .collect();
-    let again = pipeline::run(&cfg).await.unwrap();
+    let again = run::run(&cfg).await.unwrap();
     assert_eq!(
         (again.totals.already_ingested, again.totals.ingested),
         (300, 0),
@@ -251,7 +251,7 @@ async fn a_combined_file_is_cut_at_file_rows() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cfg = small_config(dir.path(), &sim.base_url(), &sc, "file_rows = 1000");
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     assert_eq!(report.totals.ingested, 60, "{}", report.summary());
     assert_eq!((report.totals.files, report.totals.combined_files), (6, 6));
     assert_combined_layout(&out, &sc, 3, &report);
@@ -282,7 +282,7 @@ async fn combining_off_keeps_one_file_per_execution() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cfg = small_config(dir.path(), &sim.base_url(), &sc, "combine_below_mb = 0");
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     assert_eq!(
         (
             report.totals.ingested,
@@ -399,7 +399,7 @@ async fn many_small_executions_killed_at_random_points_end_as_the_source() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_finishes_group_commits_a_crash_left_half_done() {
-    use titan_connector::write::GroupIntent;
+    use titan_connector::sink::folder::GroupIntent;
     let sc = small_scenario(2, 10);
     let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
         .await
@@ -407,7 +407,7 @@ async fn a_run_finishes_group_commits_a_crash_left_half_done() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cfg = small_config(dir.path(), &sim.base_url(), &sc, "");
-    let first = pipeline::run(&cfg).await.unwrap();
+    let first = run::run(&cfg).await.unwrap();
     assert_eq!(first.totals.combined_files, 2, "{}", first.summary());
     let complete: Vec<(PathBuf, Vec<u8>)> = walk_files(&out)
         .into_iter()
@@ -463,7 +463,7 @@ async fn a_run_finishes_group_commits_a_crash_left_half_done() {
     }
     let exports_before = sim.requests().len();
 
-    let again = pipeline::run(&cfg).await.unwrap();
+    let again = run::run(&cfg).await.unwrap();
     // Recovery ran before planning: every execution is already ingested, none redone.
     assert_eq!(
         (again.totals.already_ingested, again.totals.ingested),
@@ -493,4 +493,97 @@ async fn a_run_finishes_group_commits_a_crash_left_half_done() {
     }
     assert_rows_equal_source(&out, &sc, &sim.base_url());
     sim.shutdown().await;
+}
+
+/// Killed late in a run, a run loses at most `max_commit_delay` of finished work: small
+/// executions that finished early are committed while a slow one is still running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_small_executions_are_committed_within_max_commit_delay() {
+    let mut sc = small_scenario(1, 3);
+    sc.tasks[0].executions[2].running_for = Duration::from_secs(8);
+    let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let cfg = small_config(
+        dir.path(),
+        &sim.base_url(),
+        &sc,
+        "max_commit_delay = \"1s\"",
+    );
+    let run = tokio::spawn(async move { run::run(&cfg).await });
+    let manifests = out.join(DATASET).join("_manifests").join("small-0");
+    let early = ["s0-e000.json", "s0-e001.json"];
+    let started = std::time::Instant::now();
+    while !early.iter().all(|m| manifests.join(m).exists()) {
+        assert!(
+            !run.is_finished(),
+            "the early executions were committed only at the end of the run"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(6),
+            "not committed within the delay"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!run.is_finished(), "the slow execution is still running");
+    let report = run.await.unwrap().unwrap();
+    let t = &report.totals;
+    assert_eq!(
+        (t.ingested, t.failed, t.files, t.combined_files),
+        (3, 0, 2, 1),
+        "{t:?}"
+    );
+    let m0 = manifest(&out, "small-0", "s0-e000");
+    let m1 = manifest(&out, "small-0", "s0-e001");
+    let m2 = manifest(&out, "small-0", "s0-e002");
+    assert!(m0.files[0].shared, "{m0:?}");
+    assert_eq!(m0.files[0].path, m1.files[0].path);
+    assert_ne!(
+        m2.files[0].path, m0.files[0].path,
+        "the slow one came too late to join"
+    );
+    assert_rows_equal_source(&out, &sc, &sim.base_url());
+    assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
+}
+
+/// A group commit that fails half way (the combined file in place, a manifest not
+/// written) and cannot be settled keeps its members' leases: released, they would let
+/// another process commit a member alone while its rows are already in the combined file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_that_cannot_be_settled_keeps_its_members_leases() {
+    let sc = small_scenario(1, 2);
+    let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    // A folder where the second member's manifest goes: every put of it fails.
+    let manifests = out.join(DATASET).join("_manifests").join("small-0");
+    std::fs::create_dir_all(manifests.join("s0-e001.json")).unwrap();
+    let cfg = small_config(dir.path(), &sim.base_url(), &sc, "");
+    let report = run::run(&cfg).await.unwrap();
+    assert_eq!(report.totals.failed, 2, "{:?}", report.totals);
+    assert!(
+        report.executions.iter().all(|e| e
+            .error
+            .as_deref()
+            .is_some_and(|m| m.starts_with("group commit"))),
+        "{:?}",
+        report.executions
+    );
+    let leases = out.join(DATASET).join("_leases").join("small-0");
+    for e in ["s0-e000", "s0-e001"] {
+        assert!(
+            leases.join(format!("{e}.json")).is_file(),
+            "the lease of {e} was let go before its group was settled"
+        );
+    }
+    let intents = walk_files(&out.join(DATASET).join("_groups"));
+    assert_eq!(
+        intents.len(),
+        1,
+        "the intent stays for recovery: {intents:?}"
+    );
 }

@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use titan_connector::format::ExportFormat;
 use titan_connector::schema::TargetSchema;
-use titan_connector::sim::export::ExportChunks;
+use titan_sim::ExportFormat;
+use titan_sim::export::ExportChunks;
 
 use crate::util::*;
 

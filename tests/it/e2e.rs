@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use titan_connector::pipeline;
 use titan_connector::report::Outcome;
-use titan_connector::write::Manifest;
+use titan_connector::run;
+use titan_connector::sink::manifest::Manifest;
 
 use crate::util::*;
 
@@ -30,7 +30,7 @@ async fn every_terminal_state_json_and_csv_land_as_the_exact_source_rows() {
     let sim = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &sim.base_url(), BOTH_TASKS);
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
 
     let got = outcomes(&report);
     let want: BTreeMap<String, (Outcome, u64)> = [
@@ -121,7 +121,7 @@ async fn a_second_run_ingests_nothing_and_rewrites_nothing() {
     let sim = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), &sim.base_url(), BOTH_TASKS);
-    pipeline::run(&cfg).await.unwrap();
+    run::run(&cfg).await.unwrap();
     let out = dir.path().join("out");
     let before: Vec<_> = parquet_files(&out)
         .into_iter()
@@ -136,7 +136,7 @@ async fn a_second_run_ingests_nothing_and_rewrites_nothing() {
         .filter(|r| r.path.contains("/results/"))
         .count();
 
-    let again = pipeline::run(&cfg).await.unwrap();
+    let again = run::run(&cfg).await.unwrap();
     assert!(
         again
             .executions
@@ -188,7 +188,7 @@ id = "task-products"
 executions = ["exec-p1"]
 "#;
     let cfg = config(dir.path(), &sim.base_url(), extra);
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     assert_eq!(outcomes(&report)["exec-p1"], (Outcome::Ingested, 1500));
 
     let names: Vec<String> = parquet_files(&part_dir)
@@ -233,7 +233,7 @@ executions = "latest"
 dataset = "news"
 "#;
     let cfg = config(dir.path(), &sim.base_url(), extra);
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let got = outcomes(&report);
     assert_eq!(got.len(), 1);
     assert_eq!(got["exec-n2"], (Outcome::Ingested, 0));
@@ -261,7 +261,7 @@ async fn shards_split_the_executions_exactly_once() {
             ..Default::default()
         };
         let cfg = titan_connector::config::Config::load(&path, &env, &overrides).unwrap();
-        let report = pipeline::run(&cfg).await.unwrap();
+        let report = run::run(&cfg).await.unwrap();
         for e in &report.executions {
             assert_ne!(
                 e.outcome,
@@ -296,19 +296,19 @@ async fn bad_rows_are_quarantined_and_written_plus_rejected_equals_the_export() 
         "name = \"Product monitor\"\nbad_row_rate = 0.05\n",
         1,
     );
-    let sc = titan_connector::sim::Scenario::from_toml_str(&toml).unwrap();
-    let sim = titan_connector::sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+    let sc = titan_sim::Scenario::from_toml_str(&toml).unwrap();
+    let sim = titan_sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let extra = "[media]\nenabled = false\n\n[[tasks]]\nid = \"task-products\"\nexecutions = [\"exec-p1\"]\n";
     let cfg = config(dir.path(), &sim.base_url(), extra);
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let e = &report.executions[0];
     assert_eq!(e.outcome, Outcome::Ingested, "{:?}", e.error);
     let task = task(&sc, PRODUCTS_TASK);
     let bad: Vec<u64> = (0..1500)
-        .filter(|&r| titan_connector::sim::data::bad_cell(sc.seed, task, "exec-p1", r).is_some())
+        .filter(|&r| titan_sim::data::bad_cell(sc.seed, task, "exec-p1", r).is_some())
         .map(|r| r + 1)
         .collect();
     assert!(bad.len() > 20, "the knob produced {} bad rows", bad.len());
@@ -337,11 +337,61 @@ async fn bad_rows_are_quarantined_and_written_plus_rejected_equals_the_export() 
         .collect();
     let written: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     assert_eq!(written, 1500 - bad.len() as u64);
-    let m: titan_connector::write::Manifest = titan_connector::write::Manifest::from_slice(
-        &std::fs::read(out.join("product_monitor/_manifests/task-products/exec-p1.json")).unwrap(),
-    )
-    .unwrap();
+    let m: titan_connector::sink::manifest::Manifest =
+        titan_connector::sink::manifest::Manifest::from_slice(
+            &std::fs::read(out.join("product_monitor/_manifests/task-products/exec-p1.json"))
+                .unwrap(),
+        )
+        .unwrap();
     assert_eq!(m.rejected_rows, bad.len() as u64);
     assert_eq!(m.rows + m.rejected_rows, m.records_read);
     sim.shutdown().await;
+}
+
+/// A task renamed in Titan keeps landing in the dataset of its first ingest: a dataset
+/// that followed the name would re-ingest the task's whole history into a new folder.
+#[tokio::test]
+async fn a_renamed_task_keeps_its_dataset_and_nothing_is_ingested_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let first_sim = start_sim().await;
+    let cfg = config(
+        dir.path(),
+        &first_sim.base_url(),
+        "[[tasks]]\nid = \"task-products\"\n",
+    );
+    let first = run::run(&cfg).await.unwrap();
+    assert!(
+        first
+            .executions
+            .iter()
+            .all(|e| e.dataset == "product_monitor")
+    );
+    let ingested = first.totals.ingested;
+    assert!(ingested > 0);
+    first_sim.shutdown().await;
+
+    // The same task, renamed, served again.
+    let renamed = scenario_toml().replace("name = \"Product monitor\"", "name = \"Shoe prices\"");
+    let sim = titan_sim::start(
+        titan_sim::Scenario::from_toml_str(&renamed).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let cfg = config(
+        dir.path(),
+        &sim.base_url(),
+        "[[tasks]]\nid = \"task-products\"\n",
+    );
+    let again = run::run(&cfg).await.unwrap();
+    assert_eq!(again.totals.ingested, 0, "{:?}", again.totals);
+    assert_eq!(again.totals.already_ingested, first.executions.len());
+    assert!(
+        again
+            .executions
+            .iter()
+            .all(|e| e.dataset == "product_monitor")
+    );
+    assert!(!out.join("shoe_prices").exists());
 }

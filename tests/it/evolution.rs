@@ -3,8 +3,8 @@
 
 use arrow::array::Array;
 use arrow::datatypes::{DataType, TimeUnit};
-use titan_connector::pipeline;
 use titan_connector::report::Outcome;
+use titan_connector::run;
 use titan_connector::schema::TargetSchema;
 
 use crate::util::*;
@@ -38,7 +38,7 @@ async fn add_appends_typed_columns_and_records_the_new_fingerprint() {
         &sim.base_url(),
         &news_task("extra_fields = \"add\""),
     );
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let e = &report.executions[0];
     assert_eq!(e.outcome, Outcome::Ingested, "{:?}", e.error);
     assert_eq!(e.columns_added, ["published_at"]);
@@ -83,10 +83,11 @@ async fn add_appends_typed_columns_and_records_the_new_fingerprint() {
     let declared = TargetSchema::from_json_str(NEWS_SCHEMA, "news.json")
         .unwrap()
         .fingerprint();
-    let manifest: titan_connector::write::Manifest = titan_connector::write::Manifest::from_slice(
-        &std::fs::read(out.join("news/_manifests/task-news/exec-n1.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest: titan_connector::sink::manifest::Manifest =
+        titan_connector::sink::manifest::Manifest::from_slice(
+            &std::fs::read(out.join("news/_manifests/task-news/exec-n1.json")).unwrap(),
+        )
+        .unwrap();
     assert_ne!(manifest.schema_fingerprint, declared);
     let kv = schema.metadata().get("titan.schema_fingerprint").cloned();
     let file_fp = kv.or_else(|| file_kv(&files[0], "titan.schema_fingerprint"));
@@ -106,7 +107,7 @@ async fn ignore_and_null_are_the_defaults_and_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("news.json"), NEWS_SCHEMA).unwrap();
     let cfg = config(dir.path(), &sim.base_url(), &news_task(""));
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let e = &report.executions[0];
     assert_eq!(e.outcome, Outcome::Ingested, "{:?}", e.error);
     assert!(e.columns_added.is_empty());
@@ -136,7 +137,7 @@ async fn fail_policies_fail_the_execution_naming_the_fields_and_write_nothing() 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("news.json"), NEWS_SCHEMA).unwrap();
         let cfg = config(dir.path(), &sim.base_url(), &news_task(policies));
-        let report = pipeline::run(&cfg).await.unwrap();
+        let report = run::run(&cfg).await.unwrap();
         let e = &report.executions[0];
         assert_eq!(e.outcome, Outcome::Failed, "{policies}");
         assert_eq!(e.error.as_deref(), Some(message));

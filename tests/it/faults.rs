@@ -5,9 +5,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use titan_connector::config::{Config, Env, Overrides, env::vars};
-use titan_connector::pipeline;
 use titan_connector::report::Outcome;
-use titan_connector::sim::{self, PriceFormat, Scenario};
+use titan_connector::run;
+use titan_sim::{self as sim, PriceFormat, Scenario};
 
 use crate::util::*;
 
@@ -149,7 +149,7 @@ async fn a_fault_soak_ends_with_the_source_row_for_row() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = soak_config(dir.path(), &sim.base_url(), &sc, "");
     let started = Instant::now();
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let faults = sim.faults_injected();
     assert!(
         report
@@ -164,7 +164,7 @@ async fn a_fault_soak_ends_with_the_source_row_for_row() {
     assert_eq!(rows, report.totals.rows);
     // The faults really happened, and the report counts the retries they caused.
     assert!(faults.total() >= 20, "{faults:?}");
-    for kind in titan_connector::sim::FaultKind::ALL {
+    for kind in titan_sim::FaultKind::ALL {
         assert!(faults.get(kind) > 0, "no {kind:?} injected: {faults:?}");
     }
     assert!(
@@ -281,11 +281,11 @@ async fn two_processes_on_one_store_ingest_each_execution_exactly_once() {
             )
         });
     }
-    sc.faults = titan_connector::sim::FaultConfig {
+    sc.faults = titan_sim::FaultConfig {
         slow_drip_rate: 1.0,
         slow_drip_chunk: 8192,
         slow_drip_delay: Duration::from_millis(2),
-        fault_routes: vec![titan_connector::sim::RouteKind::Export],
+        fault_routes: vec![titan_sim::RouteKind::Export],
         ..Default::default()
     };
     let sc = sc.validated().unwrap();

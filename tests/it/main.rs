@@ -10,6 +10,7 @@ mod convert;
 mod e2e;
 mod evolution;
 mod faults;
+mod golden;
 mod media;
 mod stores;
 mod util;

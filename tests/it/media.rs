@@ -16,15 +16,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
 
 use titan_connector::api::{ApiConfig, ApiError, ApiErrorKind, TitanClient, Token};
-use titan_connector::config::StoreConfig;
 use titan_connector::media::{
     FetchError, KnownMedia, MediaError, MediaErrorPolicy, MediaFetcher, MediaLayout, MediaRecord,
     MediaSettings, layout,
 };
 use titan_connector::schema::TYPE_METADATA_KEY;
-use titan_connector::sim::data::{self, SimValue};
-use titan_connector::sim::{self, RunningSim, Scenario};
-use titan_connector::store::Store;
+use titan_connector::sink::store::Store;
+use titan_connector::sink::store::StoreConfig;
+use titan_sim::data::{self, SimValue};
+use titan_sim::{self as sim, RunningSim, Scenario};
 
 use crate::util::TOKEN;
 

@@ -20,16 +20,17 @@ use object_store::path::Path;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use sha2::{Digest, Sha256};
 use titan_connector::api::{ApiConfig, TitanClient, Token};
-use titan_connector::config::{Config, Env, Overrides, StoreConfig, env::vars};
+use titan_connector::config::{Config, Env, Overrides, env::vars};
 use titan_connector::media::{
     KnownMedia, MediaErrorPolicy, MediaFetcher, MediaLayout, MediaSettings,
 };
-use titan_connector::pipeline;
 use titan_connector::report::Outcome;
+use titan_connector::run;
 use titan_connector::schema::TYPE_METADATA_KEY;
-use titan_connector::sim::data::{self, SimValue};
-use titan_connector::store::Store;
-use titan_connector::write::Manifest;
+use titan_connector::sink::manifest::Manifest;
+use titan_connector::sink::store::Store;
+use titan_connector::sink::store::StoreConfig;
+use titan_sim::data::{self, SimValue};
 use tokio::io::AsyncWriteExt;
 use url::Url;
 
@@ -170,7 +171,7 @@ async fn conformance(store: &Store) -> Path {
 
 /// Leases need an exclusive create: the second taker must find the first's lease.
 async fn lease_conformance(store: &Store) {
-    use titan_connector::lease::{self, Claim, LEASE_TTL, Owner};
+    use titan_connector::sink::lease::{self, Claim, LEASE_TTL, Owner};
     let path = lease::lease_path("conf-leases", "t-1", "exec-1");
     let first = Owner::this_process("conf-run-1");
     let second = Owner {
@@ -296,7 +297,7 @@ async fn pipeline_round_trip(store_url: &str, options: &[(String, String)]) {
     let sim = start_sim().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = store_config(dir.path(), &sim.base_url(), store_url, options);
-    let report = pipeline::run(&cfg).await.unwrap();
+    let report = run::run(&cfg).await.unwrap();
     let got: BTreeMap<&str, (Outcome, u64)> = report
         .executions
         .iter()
@@ -380,7 +381,7 @@ async fn pipeline_round_trip(store_url: &str, options: &[(String, String)]) {
     }
 
     let before = snapshot(&store).await;
-    let again = pipeline::run(&cfg).await.unwrap();
+    let again = run::run(&cfg).await.unwrap();
     assert_eq!(again.executions.len(), 6);
     assert!(
         again

@@ -6,8 +6,8 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimestampMicrosecondType};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use titan_connector::config::{Config, Env, Overrides, env::vars};
-use titan_connector::sim::data::{self, SimValue};
-use titan_connector::sim::{self, RunningSim, Scenario, SimTask};
+use titan_sim::data::{self, SimValue};
+use titan_sim::{self as sim, RunningSim, Scenario, SimTask};
 
 /// A token that must never show up in any output.
 pub const TOKEN: &str = "tok-SECRET-7d1f0c9a";

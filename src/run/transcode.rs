@@ -1,0 +1,464 @@
+//! The hot path shared by `run` and `convert`: export bytes → decoder → mapper → (media) →
+//! Parquet.
+//!
+//! Four stages joined by bounded channels, so memory stays flat whatever the export's
+//! size and both cores work:
+//!
+//! ```text
+//! body stream ──≤1 MiB groups(4)──► decode ──raw(2)──► map ──batches(2)──► media → Parquet writer
+//!   (async)                       (blocking thread)  (blocking thread)           (encode + zstd)
+//! ```
+//!
+//! A failure in any stage stops the others: a closed channel is how a stage learns that
+//! its neighbour gave up, and the first real error is the one reported.
+
+use std::path::{Path, PathBuf};
+
+use arrow::record_batch::RecordBatch;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::decode::{DecodeError, RawDecoder};
+use crate::map::{
+    BadRowPolicy, MapError, Mapper, QuarantineEncoder, QuarantineError, RejectPolicy,
+    RejectRatioExceeded, RejectStats,
+};
+use crate::media::{KnownMedia, MediaError, MediaFetcher, MediaRecord};
+use crate::progress::ExecProgress;
+use crate::sink::parquet::{ExecutionWriter, WriteError};
+
+/// Chunk groups in flight between the source and the decoder.
+const CHUNK_DEPTH: usize = 4;
+/// A chunk group holds what the source has ready, up to this many bytes. An HTTP body
+/// arrives in socket-read pieces (often 8–64 KiB): handed over one by one, the decoder
+/// thread is woken per piece and runs dry whenever the network task waits for a core.
+const GROUP_BYTES: usize = 1 << 20;
+/// Raw batches in flight between the decoder and the mapper (each up to
+/// `DecoderOptions::batch_bytes`).
+const RAW_DEPTH: usize = 2;
+/// Typed batches in flight between the mapper and the writer; each is up to
+/// `DecoderOptions::batch_bytes` of values, and the writer holds one more.
+const BATCH_DEPTH: usize = 2;
+/// Read size from a local file.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A failure of the byte source: the export's body (the API) or a local file.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Api(#[from] crate::api::ApiError),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Why a transcode stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    /// The byte source failed (network, file).
+    #[error(transparent)]
+    Source(SourceError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Map(#[from] MapError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Quarantine(#[from] QuarantineError),
+    #[error(transparent)]
+    TooManyRejects(#[from] RejectRatioExceeded),
+    #[error("writing rejected rows: {0}")]
+    RejectsWrite(std::io::Error),
+    #[error("the decode stage stopped unexpectedly: {0}")]
+    Stage(String),
+}
+
+/// What to do with rows that don't fit the schema, and where quarantined ones go.
+pub struct BadRows {
+    pub policy: RejectPolicy,
+    /// Set when the policy quarantines: the encoder and the (staged) JSON Lines object.
+    pub quarantine: Option<(QuarantineEncoder, object_store::buffered::BufWriter)>,
+}
+
+/// Media resolution between the mapper and the writer.
+pub struct MediaStage<'a> {
+    pub fetcher: &'a MediaFetcher,
+    pub task_id: &'a str,
+    pub execution_id: &'a str,
+    pub known: &'a KnownMedia,
+}
+
+/// What went through.
+#[derive(Debug, Clone, Default)]
+pub struct Transcoded {
+    /// Records decoded from the source.
+    pub records: u64,
+    /// Bytes read from the source.
+    pub bytes: u64,
+    /// Media files stored for this export (each once).
+    pub media: Vec<MediaRecord>,
+    /// Media values that could not be fetched (recorded in their rows).
+    pub media_failed: u64,
+    /// Rows read and rejected, by column and reason.
+    pub rejects: RejectStats,
+}
+
+/// Streams `body` through `decoder` and `mapper` (and `media`, if given) into `writer`,
+/// counting bytes read, rows written and media stored on `progress`.
+pub async fn transcode<E>(
+    body: BoxStream<'static, Result<Bytes, E>>,
+    decoder: RawDecoder,
+    mapper: Mapper,
+    media: Option<MediaStage<'_>>,
+    bad_rows: BadRows,
+    writer: &mut ExecutionWriter,
+    progress: ExecProgress,
+) -> Result<Transcoded, TranscodeError>
+where
+    E: Into<SourceError> + Send + 'static,
+{
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<Bytes>>(CHUNK_DEPTH);
+    let (raw_tx, mut raw_rx) = mpsc::channel::<Result<RecordBatch, DecodeError>>(RAW_DEPTH);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<(RecordBatch, Bytes)>(BATCH_DEPTH);
+    let BadRows { policy, quarantine } = bad_rows;
+    let (encoder, mut rejects_out) = match quarantine {
+        Some((e, w)) => (Some(e), Some(w)),
+        None => (None, None),
+    };
+
+    // Stage 1: the source. Its error is kept aside and reported after the others stop.
+    let read_progress = progress.clone();
+    let reader = tokio::spawn(async move {
+        let mut body = body;
+        let mut bytes = 0u64;
+        loop {
+            let (group, end) = next_group(&mut body).await;
+            let group_bytes: usize = group.iter().map(Bytes::len).sum();
+            bytes += group_bytes as u64;
+            read_progress.add_bytes(group_bytes as u64);
+            if !group.is_empty() && chunk_tx.send(group).await.is_err() {
+                break; // the decoder stopped; its error is the one to report
+            }
+            match end {
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(())) => break,
+                None => {}
+            }
+        }
+        Ok::<u64, SourceError>(bytes)
+    });
+
+    // Stage 2: decode on a blocking thread (pure CPU work). Its error travels behind the
+    // batches decoded before it, so the mapper reports whichever comes first in the body,
+    // as a single thread doing both would.
+    let decode_stage = tokio::task::spawn_blocking(move || {
+        let mut decoder = decoder;
+        let send = |item| raw_tx.blocking_send(item).is_ok();
+        'outer: while let Some(group) = chunk_rx.blocking_recv() {
+            for chunk in group {
+                if let Err(e) = decoder.push(&chunk) {
+                    send(Err(e));
+                    return decoder.records();
+                }
+                while let Some(raw) = decoder.next_batch() {
+                    if !send(Ok(raw)) {
+                        break 'outer; // the mapper stopped
+                    }
+                }
+            }
+        }
+        if raw_tx.is_closed() {
+            return decoder.records();
+        }
+        match decoder.finish() {
+            Ok(last) => {
+                for raw in last.into_iter().chain(std::iter::from_fn(|| decoder.next_batch())) {
+                    if !send(Ok(raw)) {
+                        break;
+                    }
+                }
+            }
+            Err(e) => {
+                send(Err(e));
+            }
+        }
+        decoder.records()
+    });
+
+    // Stage 3: map on another blocking thread, so decoding the next batch overlaps mapping
+    // this one (measured on the scraped shape, docs/performance.md).
+    let map_stage = tokio::task::spawn_blocking(move || {
+        let mut next_row: u64 = 1;
+        let mut stats = RejectStats::default();
+        while let Some(raw) = raw_rx.blocking_recv() {
+            let raw = raw?;
+            let mapped = mapper.map_batch(&raw, next_row, policy.on_bad_row)?;
+            stats.record(raw.num_rows(), &mapped.rejects);
+            let quarantined = match (&encoder, mapped.rejects.is_empty()) {
+                (Some(enc), false) => enc.encode(&raw, next_row, &mapped.rejects)?,
+                _ => Bytes::new(),
+            };
+            stats.check_early(&policy, None)?;
+            next_row += raw.num_rows() as u64;
+            if batch_tx.blocking_send((mapped.batch, quarantined)).is_err() {
+                break; // the writer stopped; its error is the one to report
+            }
+        }
+        stats.check(&policy)?;
+        Ok::<RejectStats, StageError>(stats)
+    });
+
+    // Stage 4: media, then the writer, here.
+    let mut media_records = Vec::new();
+    let mut write_result: Result<(), TranscodeError> = Ok(());
+    while let Some((batch, quarantined)) = batch_rx.recv().await {
+        if let Some(out) = rejects_out.as_mut()
+            && !quarantined.is_empty()
+            && let Err(e) = out.write_all(&quarantined).await
+        {
+            write_result = Err(TranscodeError::RejectsWrite(e));
+            break;
+        }
+        let batch = match &media {
+            Some(m) => match m
+                .fetcher
+                .resolve_batch(&batch, m.task_id, m.execution_id, m.known)
+                .await
+            {
+                Ok((b, recs)) => {
+                    progress.add_media(recs.len() as u64);
+                    media_records.extend(recs);
+                    b
+                }
+                Err(e) => {
+                    write_result = Err(e.into());
+                    break;
+                }
+            },
+            None => batch,
+        };
+        if let Err(e) = writer.write(&batch).await {
+            write_result = Err(e.into());
+            break;
+        }
+        progress.add_rows(batch.num_rows() as u64);
+    }
+    drop(batch_rx);
+
+    let mapped = map_stage
+        .await
+        .map_err(|e| TranscodeError::Stage(e.to_string()))?;
+    let records = decode_stage
+        .await
+        .map_err(|e| TranscodeError::Stage(e.to_string()))?;
+    let read = reader
+        .await
+        .map_err(|e| TranscodeError::Stage(e.to_string()))?;
+    // A broken source explains a truncated decode: report it first.
+    let bytes = read.map_err(TranscodeError::Source)?;
+    let rejects = match mapped {
+        Ok(stats) => stats,
+        Err(StageError::Decode(e)) => return Err(e.into()),
+        Err(StageError::Map(e)) => return Err(e.into()),
+        Err(StageError::Quarantine(e)) => return Err(e.into()),
+        Err(StageError::TooManyRejects(e)) => return Err(e.into()),
+    };
+    write_result?;
+    if let Some(mut out) = rejects_out {
+        out.shutdown().await.map_err(TranscodeError::RejectsWrite)?;
+    }
+    Ok(Transcoded {
+        records,
+        bytes,
+        media: media_records,
+        media_failed: 0,
+        rejects,
+    })
+}
+
+/// The chunks `body` has ready now (waiting only for the first), up to [`GROUP_BYTES`],
+/// and whether the body ended after them: `Some(Ok(()))` at its end, `Some(Err)` when it
+/// failed (the chunks before the failure are still returned, to be decoded first).
+async fn next_group<E>(
+    body: &mut BoxStream<'static, Result<Bytes, E>>,
+) -> (Vec<Bytes>, Option<Result<(), E>>) {
+    let mut group = Vec::new();
+    let mut size = 0;
+    let mut item = body.next().await;
+    loop {
+        match item {
+            None => return (group, Some(Ok(()))),
+            Some(Err(e)) => return (group, Some(Err(e))),
+            Some(Ok(chunk)) => {
+                size += chunk.len();
+                group.push(chunk);
+            }
+        }
+        if size >= GROUP_BYTES {
+            return (group, None);
+        }
+        match body.next().now_or_never() {
+            Some(next) => item = next,
+            None => return (group, None),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StageError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Map(#[from] MapError),
+    #[error(transparent)]
+    Quarantine(#[from] QuarantineError),
+    #[error(transparent)]
+    TooManyRejects(#[from] RejectRatioExceeded),
+}
+
+impl BadRows {
+    /// Bad rows fail the transcode (no quarantine).
+    pub fn fail() -> Self {
+        BadRows {
+            policy: RejectPolicy {
+                on_bad_row: BadRowPolicy::Fail,
+                max_reject_ratio: None,
+            },
+            quarantine: None,
+        }
+    }
+}
+
+/// A local file as a stream of chunks.
+pub fn file_body(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    futures::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; READ_CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
+    .boxed()
+}
+
+/// An export copied to a local file before it is decoded.
+///
+/// Needed when media is fetched: while a batch's media downloads, the decoder stops
+/// pulling and the HTTP body would sit unread past the read timeout. The file is deleted
+/// when this is dropped.
+pub struct Spool {
+    path: PathBuf,
+}
+
+impl Spool {
+    /// Copies `body` into a new file in `dir`.
+    pub async fn fill<E>(
+        dir: &Path,
+        name: &str,
+        body: BoxStream<'static, Result<Bytes, E>>,
+    ) -> Result<Spool, SourceError>
+    where
+        E: Into<SourceError>,
+    {
+        let path = dir.join(format!(
+            "titan-connector-{}-{name}.spool",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let spool = Spool { path };
+        let mut file = tokio::fs::File::create(&spool.path).await?;
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            file.write_all(&chunk.map_err(Into::into)?).await?;
+        }
+        file.flush().await?;
+        Ok(spool)
+    }
+
+    /// The spooled bytes as a stream.
+    pub async fn body(
+        &self,
+    ) -> Result<BoxStream<'static, Result<Bytes, std::io::Error>>, std::io::Error> {
+        Ok(file_body(tokio::fs::File::open(&self.path).await?))
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(
+        items: Vec<Result<Bytes, std::io::Error>>,
+    ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+        futures::stream::iter(items).boxed()
+    }
+
+    fn sizes(group: &[Bytes]) -> Vec<usize> {
+        group.iter().map(Bytes::len).collect()
+    }
+
+    #[tokio::test]
+    async fn ready_chunks_are_grouped_up_to_group_bytes() {
+        let piece = || Ok(Bytes::from(vec![b'x'; 600 << 10]));
+        let mut b = body(vec![
+            piece(),
+            piece(),
+            piece(),
+            Ok(Bytes::from_static(b"end")),
+        ]);
+        let (first, end) = next_group(&mut b).await;
+        assert_eq!(sizes(&first), vec![600 << 10, 600 << 10]);
+        assert!(end.is_none());
+        let (second, end) = next_group(&mut b).await;
+        assert_eq!(sizes(&second), vec![600 << 10, 3]);
+        assert!(matches!(end, Some(Ok(()))));
+    }
+
+    #[tokio::test]
+    async fn chunks_before_a_failure_come_with_it() {
+        let mut b = body(vec![
+            Ok(Bytes::from_static(b"a,b\n")),
+            Err(std::io::Error::other("reset")),
+            Ok(Bytes::from_static(b"never")),
+        ]);
+        let (group, end) = next_group(&mut b).await;
+        assert_eq!(group, vec![Bytes::from_static(b"a,b\n")]);
+        assert_eq!(
+            end.and_then(Result::err).map(|e| e.to_string()),
+            Some("reset".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pending_source_ends_the_group() {
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+        tx.unbounded_send(Ok(Bytes::from_static(b"one")))
+            .expect("send");
+        let mut b = rx.boxed();
+        let (group, end) = next_group(&mut b).await;
+        assert_eq!(group, vec![Bytes::from_static(b"one")]);
+        assert!(
+            end.is_none(),
+            "the body has not ended, it has nothing ready"
+        );
+        drop(tx);
+        let (group, end) = next_group(&mut b).await;
+        assert!(group.is_empty());
+        assert!(matches!(end, Some(Ok(()))));
+    }
+}
