@@ -40,7 +40,14 @@ const SYLLABLES: [&str; 48] = [
 ];
 /// Words that carry a character outside ASCII; about 1 description in 8 holds one.
 const NON_ASCII: [&str; 8] = [
-    "café", "naïve", "Größe", "–", "résistant", "crème", "½", "niño",
+    "café",
+    "naïve",
+    "Größe",
+    "–",
+    "résistant",
+    "crème",
+    "½",
+    "niño",
 ];
 const CATEGORIES: [&str; 24] = [
     "Home & Kitchen/Cookware",
@@ -69,7 +76,12 @@ const CATEGORIES: [&str; 24] = [
     "Automotive/Accessories",
 ];
 const SHOPS: [&str; 6] = [
-    "shopmart", "buyrite", "megastore", "dealhub", "cartly", "primegoods",
+    "shopmart",
+    "buyrite",
+    "megastore",
+    "dealhub",
+    "cartly",
+    "primegoods",
 ];
 const CURRENCIES: [(&str, u64); 3] = [("$", 700), ("€", 200), ("£", 100)];
 /// 2025-11-29T00:00:00Z; rows are scraped about 0.4 s apart from there.
@@ -190,8 +202,19 @@ impl Scraped {
             // Optional columns are null in about 5% of rows.
             *null = !COLUMNS[k].2 && self.rng.chance(50);
         }
-        let [name, brand, price, stock, rating, reviews, category, url, image, at, desc] =
-            &mut row.cells;
+        let [
+            name,
+            brand,
+            price,
+            stock,
+            rating,
+            reviews,
+            category,
+            url,
+            image,
+            at,
+            desc,
+        ] = &mut row.cells;
 
         let mut slug = String::new();
         for k in 0..4 {
@@ -234,9 +257,17 @@ impl Scraped {
         }
         let _ = write!(price, ".{:02}", cents % 100);
 
-        stock.push_str(if self.rng.chance(850) { "true" } else { "false" });
+        stock.push_str(if self.rng.chance(850) {
+            "true"
+        } else {
+            "false"
+        });
         let _ = write!(rating, "{:.1}", 1.0 + 4.0 * self.rng.unit().sqrt());
-        let _ = write!(reviews, "{}", (20_000f64.powf(self.rng.unit()) - 1.0) as u64);
+        let _ = write!(
+            reviews,
+            "{}",
+            (20_000f64.powf(self.rng.unit()) - 1.0) as u64
+        );
 
         let cat = self.rng.zipf(CATEGORIES.len());
         category.push_str(CATEGORIES[cat]);
@@ -331,7 +362,10 @@ impl Scraped {
                 continue;
             }
             let bytes = cell.as_bytes();
-            if bytes.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+            if bytes
+                .iter()
+                .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+            {
                 line.push(b'"');
                 for &b in bytes {
                     if b == b'"' {

@@ -1,12 +1,12 @@
 //! The hot path shared by `run` and `convert`: export bytes → decoder → mapper → (media) →
 //! Parquet.
 //!
-//! Four stages joined by bounded channels, so memory stays flat whatever the export's
+//! Three stages joined by bounded channels, so memory stays flat whatever the export's
 //! size and both cores work:
 //!
 //! ```text
-//! body stream ──≤1 MiB groups(4)──► decode ──raw(2)──► map ──batches(2)──► media → Parquet writer
-//!   (async)                       (blocking thread)  (blocking thread)           (encode + zstd)
+//! body stream ──≤1 MiB groups(4)──► decode + map (blocking thread) ──batches(2)──► media → Parquet writer
+//!   (async)                                                                  (encode + zstd)
 //! ```
 //!
 //! A failure in any stage stops the others: a closed channel is how a stage learns that
@@ -36,9 +36,6 @@ const CHUNK_DEPTH: usize = 4;
 /// arrives in socket-read pieces (often 8–64 KiB): handed over one by one, the decoder
 /// thread is woken per piece and runs dry whenever the network task waits for a core.
 const GROUP_BYTES: usize = 1 << 20;
-/// Raw batches in flight between the decoder and the mapper (each up to
-/// `DecoderOptions::batch_bytes`).
-const RAW_DEPTH: usize = 2;
 /// Typed batches in flight between the mapper and the writer; each is up to
 /// `DecoderOptions::batch_bytes` of values, and the writer holds one more.
 const BATCH_DEPTH: usize = 2;
@@ -123,7 +120,6 @@ where
     E: Into<SourceError> + Send + 'static,
 {
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<Vec<Bytes>>(CHUNK_DEPTH);
-    let (raw_tx, mut raw_rx) = mpsc::channel::<Result<RecordBatch, DecodeError>>(RAW_DEPTH);
     let (batch_tx, mut batch_rx) = mpsc::channel::<(RecordBatch, Bytes)>(BATCH_DEPTH);
     let BadRows { policy, quarantine } = bad_rows;
     let (encoder, mut rejects_out) = match quarantine {
@@ -153,50 +149,12 @@ where
         Ok::<u64, SourceError>(bytes)
     });
 
-    // Stage 2: decode on a blocking thread (pure CPU work). Its error travels behind the
-    // batches decoded before it, so the mapper reports whichever comes first in the body,
-    // as a single thread doing both would.
-    let decode_stage = tokio::task::spawn_blocking(move || {
+    // Stage 2: decode and map on a blocking thread (pure CPU work).
+    let decoder_stage = tokio::task::spawn_blocking(move || {
         let mut decoder = decoder;
-        let send = |item| raw_tx.blocking_send(item).is_ok();
-        'outer: while let Some(group) = chunk_rx.blocking_recv() {
-            for chunk in group {
-                if let Err(e) = decoder.push(&chunk) {
-                    send(Err(e));
-                    return decoder.records();
-                }
-                while let Some(raw) = decoder.next_batch() {
-                    if !send(Ok(raw)) {
-                        break 'outer; // the mapper stopped
-                    }
-                }
-            }
-        }
-        if raw_tx.is_closed() {
-            return decoder.records();
-        }
-        match decoder.finish() {
-            Ok(last) => {
-                for raw in last.into_iter().chain(std::iter::from_fn(|| decoder.next_batch())) {
-                    if !send(Ok(raw)) {
-                        break;
-                    }
-                }
-            }
-            Err(e) => {
-                send(Err(e));
-            }
-        }
-        decoder.records()
-    });
-
-    // Stage 3: map on another blocking thread, so decoding the next batch overlaps mapping
-    // this one (measured on the scraped shape, docs/performance.md).
-    let map_stage = tokio::task::spawn_blocking(move || {
         let mut next_row: u64 = 1;
         let mut stats = RejectStats::default();
-        while let Some(raw) = raw_rx.blocking_recv() {
-            let raw = raw?;
+        let mut emit = |raw: RecordBatch| -> Result<bool, StageError> {
             let mapped = mapper.map_batch(&raw, next_row, policy.on_bad_row)?;
             stats.record(raw.num_rows(), &mapped.rejects);
             let quarantined = match (&encoder, mapped.rejects.is_empty()) {
@@ -205,15 +163,33 @@ where
             };
             stats.check_early(&policy, None)?;
             next_row += raw.num_rows() as u64;
-            if batch_tx.blocking_send((mapped.batch, quarantined)).is_err() {
-                break; // the writer stopped; its error is the one to report
+            Ok(batch_tx.blocking_send((mapped.batch, quarantined)).is_ok())
+        };
+        let mut input_complete = true;
+        'outer: while let Some(group) = chunk_rx.blocking_recv() {
+            for chunk in group {
+                decoder.push(&chunk)?;
+                while let Some(raw) = decoder.next_batch() {
+                    if !emit(raw)? {
+                        input_complete = false;
+                        break 'outer; // the writer stopped
+                    }
+                }
+            }
+        }
+        if input_complete {
+            if let Some(raw) = decoder.finish()? {
+                emit(raw)?;
+            }
+            while let Some(raw) = decoder.next_batch() {
+                emit(raw)?;
             }
         }
         stats.check(&policy)?;
-        Ok::<RejectStats, StageError>(stats)
+        Ok::<(u64, RejectStats), StageError>((decoder.records(), stats))
     });
 
-    // Stage 4: media, then the writer, here.
+    // Stage 3: media, then the writer, here.
     let mut media_records = Vec::new();
     let mut write_result: Result<(), TranscodeError> = Ok(());
     while let Some((batch, quarantined)) = batch_rx.recv().await {
@@ -250,10 +226,7 @@ where
     }
     drop(batch_rx);
 
-    let mapped = map_stage
-        .await
-        .map_err(|e| TranscodeError::Stage(e.to_string()))?;
-    let records = decode_stage
+    let decoded = decoder_stage
         .await
         .map_err(|e| TranscodeError::Stage(e.to_string()))?;
     let read = reader
@@ -261,8 +234,8 @@ where
         .map_err(|e| TranscodeError::Stage(e.to_string()))?;
     // A broken source explains a truncated decode: report it first.
     let bytes = read.map_err(TranscodeError::Source)?;
-    let rejects = match mapped {
-        Ok(stats) => stats,
+    let (records, rejects) = match decoded {
+        Ok(n) => n,
         Err(StageError::Decode(e)) => return Err(e.into()),
         Err(StageError::Map(e)) => return Err(e.into()),
         Err(StageError::Quarantine(e)) => return Err(e.into()),

@@ -78,9 +78,10 @@ fn a_broken_input_fails_with_the_record_and_leaves_no_file() {
     assert!(parquet_files(&dir.path().join("out")).is_empty());
 }
 
-/// Decoding and mapping run on two threads (src/transcode.rs); whichever error comes first
-/// in the body is the one reported, even when the other thread meets its own error first
-/// in time. The bodies exceed one 1 MiB read, so the two errors are in different reads.
+/// Whichever error comes first in the body is the one reported: a bad value (the mapper's)
+/// or a ragged record (the decoder's). The bodies exceed one 1 MiB read, so the two errors
+/// are in different reads; this guards any pipelining of decode and map (docs/performance.md,
+/// fourth pass, measured a split onto two threads).
 #[test]
 fn the_first_error_in_the_body_wins_across_the_decode_and_map_threads() {
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +94,11 @@ fn the_first_error_in_the_body_wins_across_the_decode_and_map_threads() {
     // (row with a bad integer, row with one field instead of two, expected message part)
     let cases = [
         (3, 19_000, "row 3"),
-        (15_000, 5, "CSV record 5 (byte 418) has 1 fields but the header has 2"),
+        (
+            15_000,
+            5,
+            "CSV record 5 (byte 418) has 1 fields but the header has 2",
+        ),
     ];
     for (bad_value, ragged, expected) in cases {
         let mut body = String::from("n,pad\n");
@@ -117,8 +122,15 @@ fn the_first_error_in_the_body_wins_across_the_decode_and_map_threads() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains(expected), "expected {expected:?} in {err}");
-        let other = if bad_value < ragged { "CSV record" } else { "three" };
-        assert!(!err.contains(other), "{other:?} is later in the body: {err}");
+        let other = if bad_value < ragged {
+            "CSV record"
+        } else {
+            "three"
+        };
+        assert!(
+            !err.contains(other),
+            "{other:?} is later in the body: {err}"
+        );
         assert!(parquet_files(&dir.path().join("out")).is_empty());
     }
 }
