@@ -17,8 +17,9 @@
 //!                                                               combining; FolderSink)
 //! ```
 //!
-//! `run` wires them together for one run, `report` says what happened and `progress`
-//! shows it on a terminal; `convert` is the same path over a local file. The command line
+//! `run` wires them together for one run, `report` says what happened (`lineage` and
+//! `metrics` tell lineage services and Prometheus from it) and `progress` shows it on a
+//! terminal; `convert` is the same path over a local file. The command line
 //! (`cli`) and logging (`telemetry`) belong to the binary (`src/main.rs`). The simulator
 //! of the Titan API is its own crate, `crates/titan-sim`.
 
@@ -27,8 +28,10 @@ pub mod config;
 pub mod convert;
 pub mod decode;
 pub mod format;
+pub mod lineage;
 pub mod map;
 pub mod media;
+pub mod metrics;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -15,6 +15,8 @@ use titan_connector::api::ApiErrorKind;
 use titan_connector::config::{Config, ConfigError, Env, RunOptions, resolve_store_url};
 use titan_connector::convert::ConvertOptions;
 use titan_connector::format::ExportFormat;
+use titan_connector::lineage::LineageRun;
+use titan_connector::metrics;
 use titan_connector::progress::Progress;
 use titan_connector::report::human_bytes;
 use titan_connector::run::{self, RunError};
@@ -81,15 +83,30 @@ async fn dispatch(cli: Cli, progress: Progress) -> Exit {
                 dry_run: args.dry_run,
                 ..args.common.overrides(args.concurrency)
             };
-            let cfg = match Config::load(&args.common.config, &env, &overrides) {
+            let mut cfg = match Config::load(&args.common.config, &env, &overrides) {
                 Ok(c) => c,
                 Err(e) => return config_error(&e),
             };
+            if let Some(f) = &args.metrics_file {
+                cfg.metrics.file = Some(f.clone());
+            }
             let shutdown = CancellationToken::new();
             watch_signals(shutdown.clone());
-            let report = match run::run_with_progress(&cfg, shutdown, progress).await {
+            let started = std::time::Instant::now();
+            let run_uuid = uuid::Uuid::now_v7();
+            // A dry run does nothing a lineage service should record.
+            let lineage = cfg
+                .lineage
+                .as_ref()
+                .filter(|_| !cfg.dry_run)
+                .map(|l| LineageRun::begin(l, &cfg, run_uuid));
+            let report = match run::run_as(&cfg, shutdown, progress, run_uuid).await {
                 Ok(r) => r,
-                Err(e) => return run_error(&e, &cfg),
+                Err(e) => {
+                    let exit = run_error(&e, &cfg);
+                    observe_failure(&cfg, lineage, &chain(&e), started.elapsed()).await;
+                    return exit;
+                }
             };
             if let Some(path) = &args.report
                 && let Err(e) = write_report(path, &report)
@@ -98,6 +115,7 @@ async fn dispatch(cli: Cli, progress: Progress) -> Exit {
                 return Exit::Failure;
             }
             eprintln!("{}", report.summary());
+            observe_report(&cfg, lineage, &report).await;
             if report.interrupted {
                 Exit::Interrupted
             } else if report.has_failures() {
@@ -319,6 +337,8 @@ fn watch_signals(shutdown: CancellationToken) {
                 eprintln!("error: did not stop within {SHUTDOWN_DEADLINE:?} of {name}; exiting");
             }
         }
+        // Destructors do not run past this point: delete the media spool by hand.
+        titan_connector::run::spool::remove_all();
         std::process::exit(i32::from(Exit::Interrupted.code()));
     });
 }
@@ -333,6 +353,51 @@ fn write_report(
     f.write_all(&json)
         .and_then(|()| f.write_all(b"\n"))
         .with_context(|| format!("cannot write the report to `{}`", path.display()))
+}
+
+/// Sends the run's end event and publishes its metrics; both bounded, neither can fail
+/// the run (see the `lineage` and `metrics` modules).
+async fn observe_report(
+    cfg: &Config,
+    lineage: Option<LineageRun>,
+    report: &titan_connector::report::RunReport,
+) {
+    let text = metrics::render(report);
+    let grouping = grouping(cfg);
+    let finish = async {
+        if let Some(l) = lineage {
+            l.finish(report).await;
+        }
+    };
+    tokio::join!(finish, metrics::publish(&cfg.metrics, &grouping, &text));
+}
+
+/// [`observe_report`] for a run that ended without a report.
+async fn observe_failure(
+    cfg: &Config,
+    lineage: Option<LineageRun>,
+    error: &str,
+    took: std::time::Duration,
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let text = metrics::render_failed(now.as_millis() as f64 / 1000.0, took);
+    let grouping = grouping(cfg);
+    let fail = async {
+        if let Some(l) = lineage {
+            l.fail(error).await;
+        }
+    };
+    tokio::join!(fail, metrics::publish(&cfg.metrics, &grouping, &text));
+}
+
+/// The Pushgateway grouping key beyond `job`: the shard, so shards don't replace each
+/// other's metrics.
+fn grouping(cfg: &Config) -> Vec<(&'static str, String)> {
+    cfg.shard
+        .map(|s| vec![("shard", format!("{}_of_{}", s.index, s.count))])
+        .unwrap_or_default()
 }
 
 fn config_error(e: &ConfigError) -> Exit {

@@ -1,6 +1,8 @@
 //! The run report: what a run did, per execution, as JSON for machines (`--report FILE`)
 //! and as a short summary for people.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// Report format version; bump on incompatible changes (added fields are compatible).
@@ -45,6 +47,10 @@ pub struct ExecutionReport {
     pub retries: u32,
     /// Rows that did not fit the schema (quarantined or skipped, per policy).
     pub rejected_rows: u64,
+    /// `rejected_rows` by the reason code of each row's first failing column (`syntax`,
+    /// `null`, …); adds up to `rejected_rows`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rejected_by_reason: BTreeMap<String, u64>,
     /// Media files stored for this execution.
     pub media_files: u64,
     /// Media values that could not be fetched (the error is in the row).
@@ -64,11 +70,105 @@ pub struct ExecutionReport {
     pub leased_by: Option<String>,
 }
 
+impl ExecutionReport {
+    /// The report of an execution before anything is done to it: `outcome`, Titan's
+    /// `execution_status`, no rows, files or counts; callers set what happened.
+    pub fn new(
+        task_id: &str,
+        execution_id: &str,
+        dataset: &str,
+        outcome: Outcome,
+        execution_status: &str,
+    ) -> Self {
+        ExecutionReport {
+            task_id: task_id.to_string(),
+            execution_id: execution_id.to_string(),
+            dataset: dataset.to_string(),
+            outcome,
+            execution_status: Some(execution_status.to_string()),
+            rows: 0,
+            records_read: 0,
+            source_record_count: None,
+            files: vec![],
+            bytes: 0,
+            wait_ms: 0,
+            ingest_ms: 0,
+            retries: 0,
+            rejected_rows: 0,
+            rejected_by_reason: BTreeMap::new(),
+            media_files: 0,
+            media_failed: 0,
+            columns_added: vec![],
+            fields_ignored: vec![],
+            fields_missing: vec![],
+            error: None,
+            leased_by: None,
+        }
+    }
+}
+
 /// A task that could not even be planned (unknown id, bad schema…).
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskFailure {
     pub task_id: String,
     pub error: String,
+}
+
+/// A dataset the run wrote to (or would have), with the target schema its tasks map to:
+/// what lineage consumers are told the output looks like.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetReport {
+    pub dataset: String,
+    /// The tasks planned into it, in config order.
+    pub task_ids: Vec<String>,
+    /// Fingerprint of the (first planned task's) target schema, as in the manifests.
+    pub schema_fingerprint: String,
+    /// Its columns, in order (the `_titan_*` lineage columns are not listed).
+    pub columns: Vec<ColumnReport>,
+}
+
+/// One column of a [`DatasetReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnReport {
+    pub name: String,
+    /// The schema file's type name (`string`, `integer`, `decimal(10,2)`, …).
+    #[serde(rename = "type")]
+    pub ty: String,
+    pub nullable: bool,
+}
+
+impl DatasetReport {
+    /// The report entry of `dataset`, mapped by `schema`.
+    pub fn new(dataset: &str, task_id: &str, schema: &crate::schema::TargetSchema) -> Self {
+        DatasetReport {
+            dataset: dataset.to_string(),
+            task_ids: vec![task_id.to_string()],
+            schema_fingerprint: schema.fingerprint(),
+            columns: schema
+                .columns
+                .iter()
+                .map(|c| ColumnReport {
+                    name: c.name.clone(),
+                    ty: c.ty.to_string(),
+                    nullable: c.nullable,
+                })
+                .collect(),
+        }
+    }
+
+    /// Adds `task_id`'s plan to `datasets`: a new entry, or its task id on the dataset's
+    /// existing one.
+    pub fn add(
+        datasets: &mut Vec<DatasetReport>,
+        dataset: &str,
+        task_id: &str,
+        schema: &crate::schema::TargetSchema,
+    ) {
+        match datasets.iter_mut().find(|d| d.dataset == dataset) {
+            Some(d) => d.task_ids.push(task_id.to_string()),
+            None => datasets.push(DatasetReport::new(dataset, task_id, schema)),
+        }
+    }
 }
 
 /// Sums over the run.
@@ -86,6 +186,8 @@ pub struct Totals {
     pub failed_tasks: usize,
     pub rows: u64,
     pub rejected_rows: u64,
+    /// `rejected_rows` by reason code (see [`ExecutionReport::rejected_by_reason`]).
+    pub rejected_by_reason: BTreeMap<String, u64>,
     /// Files written (a combined file counts once, however many executions it holds).
     pub files: usize,
     /// Of `files`, combined files: the rows of several small executions each.
@@ -95,6 +197,14 @@ pub struct Totals {
     pub executions_per_second: f64,
     pub api_requests: u64,
     pub api_retries: u64,
+    /// `api_retries` by cause.
+    pub api_retries_by_cause: crate::api::RetryCauses,
+    /// 429 answers from the API (retried or not).
+    pub api_rate_limited: u64,
+    /// Time requests waited for the client's rate budget or a server hold, in ms.
+    pub api_throttled_ms: u64,
+    /// Time spent resolving tasks into executions before any was awaited, in ms.
+    pub plan_ms: u64,
     /// Export downloads repeated after a broken or bad body.
     pub export_retries: u64,
     /// Media downloads of the whole run.
@@ -111,6 +221,8 @@ pub struct RunReport {
     pub finished_at: String,
     pub duration_ms: u64,
     pub store: String,
+    /// The datasets the planned tasks map to, with their target schemas.
+    pub datasets: Vec<DatasetReport>,
     pub totals: Totals,
     pub tasks_failed: Vec<TaskFailure>,
     /// Stopped by SIGTERM/SIGINT before every execution was processed.
@@ -124,6 +236,10 @@ impl RunReport {
         let mut t = Totals {
             api_requests: self.totals.api_requests,
             api_retries: self.totals.api_retries,
+            api_retries_by_cause: self.totals.api_retries_by_cause,
+            api_rate_limited: self.totals.api_rate_limited,
+            api_throttled_ms: self.totals.api_throttled_ms,
+            plan_ms: self.totals.plan_ms,
             media: self.totals.media,
             ..Totals::default()
         };
@@ -143,6 +259,9 @@ impl RunReport {
             if e.outcome == Outcome::Ingested {
                 t.rows += e.rows;
                 t.rejected_rows += e.rejected_rows;
+                for (reason, n) in &e.rejected_by_reason {
+                    *t.rejected_by_reason.entry(reason.clone()).or_default() += n;
+                }
                 files.extend(e.files.iter().map(String::as_str));
                 t.bytes += e.bytes;
             }
@@ -260,27 +379,11 @@ mod tests {
 
     fn exec(outcome: Outcome, rows: u64) -> ExecutionReport {
         ExecutionReport {
-            task_id: "t".into(),
-            execution_id: "e".into(),
-            dataset: "d".into(),
-            outcome,
-            execution_status: Some("completed".into()),
             rows,
             records_read: rows,
-            source_record_count: None,
             files: vec!["f".into()],
             bytes: 10,
-            wait_ms: 0,
-            ingest_ms: 0,
-            retries: 0,
-            rejected_rows: 0,
-            media_files: 0,
-            media_failed: 0,
-            columns_added: vec![],
-            fields_ignored: vec![],
-            fields_missing: vec![],
-            error: None,
-            leased_by: None,
+            ..ExecutionReport::new("t", "e", "d", outcome, "completed")
         }
     }
 
@@ -294,6 +397,7 @@ mod tests {
             finished_at: String::new(),
             duration_ms: 0,
             store: "s".into(),
+            datasets: vec![],
             totals: Totals::default(),
             tasks_failed: vec![],
             interrupted: false,
@@ -332,6 +436,67 @@ mod tests {
     }
 
     #[test]
+    fn tally_sums_rejects_by_reason_of_ingested_executions_and_keeps_api_counters() {
+        let mut a = exec(Outcome::Ingested, 10);
+        a.rejected_rows = 3;
+        a.rejected_by_reason = BTreeMap::from([("syntax".into(), 2), ("null".into(), 1)]);
+        let mut b = exec(Outcome::Ingested, 10);
+        b.rejected_rows = 1;
+        b.rejected_by_reason = BTreeMap::from([("syntax".into(), 1)]);
+        // A failed execution's rejects were never committed: not counted.
+        let mut failed = exec(Outcome::Failed, 0);
+        failed.rejected_rows = 5;
+        failed.rejected_by_reason = BTreeMap::from([("out_of_range".into(), 5)]);
+        let mut r = RunReport {
+            report_version: REPORT_VERSION,
+            connector_version: "x".into(),
+            run_id: "r".into(),
+            started_at: String::new(),
+            finished_at: String::new(),
+            duration_ms: 0,
+            store: "s".into(),
+            datasets: vec![],
+            totals: Totals {
+                api_retries: 4,
+                api_retries_by_cause: crate::api::RetryCauses {
+                    rate_limited: 3,
+                    network: 1,
+                    ..Default::default()
+                },
+                api_rate_limited: 3,
+                api_throttled_ms: 1500,
+                plan_ms: 20,
+                ..Totals::default()
+            },
+            tasks_failed: vec![],
+            interrupted: false,
+            executions: vec![a, b, failed],
+        };
+        r.tally();
+        let t = &r.totals;
+        assert_eq!(t.rejected_rows, 4);
+        assert_eq!(
+            t.rejected_by_reason,
+            BTreeMap::from([("null".to_string(), 1), ("syntax".to_string(), 3)])
+        );
+        assert_eq!(
+            (
+                t.api_retries,
+                t.api_retries_by_cause.rate_limited,
+                t.api_retries_by_cause.network
+            ),
+            (4, 3, 1)
+        );
+        assert_eq!(
+            (t.api_rate_limited, t.api_throttled_ms, t.plan_ms),
+            (3, 1500, 20)
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["executions"][1]["rejected_by_reason"]["syntax"], 1);
+        assert_eq!(json["totals"]["api_retries_by_cause"]["rate_limited"], 3);
+    }
+
+    #[test]
     fn a_combined_file_counts_once_and_the_rate_is_per_wall_second() {
         let shared = "d/task_id=t/date=2026-11-29/combined_0a1b.parquet".to_string();
         let mut a = exec(Outcome::Ingested, 100);
@@ -350,6 +515,7 @@ mod tests {
             finished_at: String::new(),
             duration_ms: 2_000,
             store: "s".into(),
+            datasets: vec![],
             totals: Totals::default(),
             tasks_failed: vec![],
             interrupted: false,

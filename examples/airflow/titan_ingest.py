@@ -21,6 +21,12 @@ the trigger form or with `--conf`):
   TITAN_DAG_SHARDS             number of shards (default 4)
   TITAN_DAG_REPORT_DIR         where each shard writes its JSON run report
   TITAN_DAG_RETRIES, TITAN_DAG_RETRY_DELAY   Airflow retries per shard (default 2, every 60 s)
+
+OpenLineage: with apache-airflow-providers-openlineage installed and enabled, each shard gets
+its task instance's `lineage_parent_id` and `lineage_root_parent_id` as OPENLINEAGE_PARENT_ID
+and OPENLINEAGE_ROOT_PARENT_ID, so the connector's run events (on when its config has
+`[lineage]` or the worker has OPENLINEAGE_URL) hang under the task that ran them. Without
+the provider both are empty and the connector's runs have no parent.
 """
 
 from __future__ import annotations
@@ -38,6 +44,12 @@ except ImportError:  # Airflow 2.9+
     from airflow.models.param import Param
 
 CONNECTOR = os.environ.get("TITAN_CONNECTOR_BIN", "titan-connector")
+# The provider's macros exist only while its plugin is loaded (installed and not disabled):
+# otherwise these render empty, which the connector reads as "no parent".
+LINEAGE_MACRO = (
+    "{{{{ macros.OpenLineageProviderPlugin.{0}(task_instance) "
+    "if macros.OpenLineageProviderPlugin is defined else '' }}}}"
+)
 CONFIG = os.environ.get("TITAN_DAG_CONFIG", "/opt/titan/titan.toml")
 SHARDS = int(os.environ.get("TITAN_DAG_SHARDS", "4"))
 REPORT_DIR = os.environ.get("TITAN_DAG_REPORT_DIR", "/tmp/titan-connector-reports")
@@ -72,6 +84,8 @@ def titan_ingest():
         env={
             "TITAN_TOKEN": "{{ var.value.titan_token }}",
             "TITAN_API_URL": "{{ var.value.get('titan_api_url', '') }}",
+            "OPENLINEAGE_PARENT_ID": LINEAGE_MACRO.format("lineage_parent_id"),
+            "OPENLINEAGE_ROOT_PARENT_ID": LINEAGE_MACRO.format("lineage_root_parent_id"),
         },
         append_env=True,  # keep PATH, HOME, cloud credentials (AWS_*, …) of the worker
         retries=RETRIES,

@@ -1,7 +1,9 @@
 //! `RateBudget`: the client-side request budget (GCRA) shared by every clone
 //! of a `TitanClient`, plus the hold the server asks for when its own budget
 //! is spent. Invariant: over any window of `w` seconds at most
-//! `burst + rpm·w/60` requests start, and none starts before a hold ends.
+//! `burst + rpm·w/60` requests start, and none starts before a hold ends. A
+//! server-driven budget takes `rpm` from the server's `X-RateLimit-Limit` (less a
+//! margin) and slows down when `X-RateLimit-Remaining` runs into that margin.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -17,6 +19,12 @@ pub const DEFAULT_REQUESTS_PER_MINUTE: u32 = 100;
 /// Default burst. With the default rate, no 60 s window holds more than
 /// 10 + 100 = 110 requests, still under the platform's 120.
 pub const DEFAULT_BURST: u32 = 10;
+/// Share of an advertised limit a server-driven budget leaves unused, for other
+/// clients of the same user and for clock skew between our pace and the server's window.
+const SERVER_MARGIN_PERCENT: u64 = 10;
+/// When `X-RateLimit-Remaining` falls to this share of the limit, a server-driven budget
+/// spends what is left slowly (or holds until `X-RateLimit-Reset` when it is sent).
+const LOW_REMAINING_PERCENT: u64 = 5;
 
 /// Paces request starts for the whole process (it lives inside the client's
 /// `Arc`): a request may start when the budget has a slot, and only after any
@@ -25,7 +33,9 @@ pub const DEFAULT_BURST: u32 = 10;
 /// served; a caller that gives up while waiting forfeits its slot.
 #[derive(Debug)]
 pub struct RateBudget {
-    pace: Option<Pace>,
+    burst: u32,
+    /// Pace by the server's `X-RateLimit-*` answers once it sends them.
+    follow_server: bool,
     state: Mutex<State>,
 }
 
@@ -37,8 +47,20 @@ struct Pace {
     tolerance: Duration,
 }
 
+impl Pace {
+    fn new(requests_per_minute: u32, burst: u32) -> Pace {
+        let interval = Duration::from_secs(60) / requests_per_minute.max(1);
+        Pace {
+            interval,
+            tolerance: interval.saturating_mul(burst.clamp(1, requests_per_minute.max(1)) - 1),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
+    /// `None`: no client-side pacing.
+    pace: Option<Pace>,
     /// Theoretical arrival time of the next request at the steady rate.
     tat: Option<Instant>,
     /// No request starts before this (the server's reset time).
@@ -61,13 +83,24 @@ impl RateBudget {
                 reason: "must be at least 1".into(),
             });
         }
-        let interval = Duration::from_secs(60) / requests_per_minute;
         Ok(RateBudget {
-            pace: Some(Pace {
-                interval,
-                tolerance: interval.saturating_mul(burst - 1),
+            burst,
+            follow_server: false,
+            state: Mutex::new(State {
+                pace: Some(Pace::new(requests_per_minute, burst)),
+                ..State::default()
             }),
-            state: Mutex::default(),
+        })
+    }
+
+    /// Starts at `fallback_per_minute` and follows the server once it advertises its
+    /// limit: `X-RateLimit-Limit` less 10 %, and when `X-RateLimit-Remaining` is down to
+    /// 5 % of the limit, a hold until `X-RateLimit-Reset` (if sent) or a pace that
+    /// spends the remainder over a minute. A server that says nothing keeps the fallback.
+    pub fn server_driven(fallback_per_minute: u32, burst: u32) -> Result<Self, ApiError> {
+        Ok(RateBudget {
+            follow_server: true,
+            ..Self::new(fallback_per_minute, burst)?
         })
     }
 
@@ -75,7 +108,8 @@ impl RateBudget {
     /// says "0 remaining" only earns a 429 and the same wait.
     pub fn unlimited() -> Self {
         RateBudget {
-            pace: None,
+            burst: DEFAULT_BURST,
+            follow_server: false,
             state: Mutex::default(),
         }
     }
@@ -83,7 +117,7 @@ impl RateBudget {
     /// Waits for this request's slot; returns how long it waited.
     pub async fn acquire(&self) -> Duration {
         let now = Instant::now();
-        let start = self.lock().reserve(self.pace, now);
+        let start = self.lock().reserve(now);
         if start <= now {
             return Duration::ZERO;
         }
@@ -100,10 +134,28 @@ impl RateBudget {
     }
 
     /// Reads a response from the API origin: at `X-RateLimit-Remaining: 0`
-    /// with a future `X-RateLimit-Reset`, holds new requests until the reset.
-    /// Returns the hold, if one was set.
+    /// with a future `X-RateLimit-Reset`, holds new requests until the reset; a
+    /// server-driven budget also takes its pace from the headers (see
+    /// [`RateBudget::server_driven`]). Returns the hold, if one was set.
     pub(crate) fn observe(&self, headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-        let hold = server_hold(headers, now)?;
+        let mut hold = server_hold(headers, now);
+        if self.follow_server
+            && let Some(limit) = header_u64(headers, "x-ratelimit-limit").filter(|l| *l > 0)
+        {
+            let margin = (limit * SERVER_MARGIN_PERCENT / 100).max(1);
+            let mut rpm = limit.saturating_sub(margin).max(1);
+            if let Some(remaining) = header_u64(headers, "x-ratelimit-remaining")
+                && remaining <= limit * LOW_REMAINING_PERCENT / 100
+            {
+                match ratelimit_reset(headers, now) {
+                    Some(reset) => hold = hold.max(Some(reset.min(MAX_SERVER_WAIT))),
+                    None => rpm = rpm.min(remaining.max(1)),
+                }
+            }
+            let rpm = u32::try_from(rpm).unwrap_or(u32::MAX);
+            self.lock().pace = Some(Pace::new(rpm, self.burst));
+        }
+        let hold = hold?;
         self.hold_for(hold);
         Some(hold)
     }
@@ -119,12 +171,12 @@ impl RateBudget {
 impl State {
     /// Reserves the start time of one request arriving at `now` and books
     /// its slot, so the next caller is placed after it.
-    fn reserve(&mut self, pace: Option<Pace>, now: Instant) -> Instant {
+    fn reserve(&mut self, now: Instant) -> Instant {
         let earliest = match self.hold_until {
             Some(hold) if hold > now => hold,
             _ => now,
         };
-        let Some(pace) = pace else {
+        let Some(pace) = self.pace else {
             return earliest;
         };
         let tat = self.tat.map_or(earliest, |t| t.max(earliest));
@@ -136,16 +188,14 @@ impl State {
     }
 }
 
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok()
+}
+
 /// How long the server asks us to hold: only when `X-RateLimit-Remaining` is 0
 /// and `X-RateLimit-Reset` is in the future; clamped to `MAX_SERVER_WAIT`.
 fn server_hold(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let remaining = headers
-        .get("x-ratelimit-remaining")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()?;
+    let remaining = header_u64(headers, "x-ratelimit-remaining")?;
     if remaining != 0 {
         return None;
     }
@@ -168,7 +218,7 @@ mod tests {
         let mut state = budget.lock();
         arrivals
             .iter()
-            .map(|&a| (state.reserve(budget.pace, t0 + ms(a)) - t0).as_millis() as u64)
+            .map(|&a| (state.reserve(t0 + ms(a)) - t0).as_millis() as u64)
             .collect()
     }
 
@@ -257,13 +307,7 @@ mod tests {
     #[test]
     fn server_hold_needs_zero_remaining_and_a_future_reset() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let hold = |pairs: &[(&'static str, &str)]| {
-            let mut h = HeaderMap::new();
-            for (k, v) in pairs {
-                h.insert(*k, HeaderValue::from_str(v).expect("test header"));
-            }
-            server_hold(&h, now)
-        };
+        let hold = |pairs: &[(&'static str, &str)]| server_hold(&headers(pairs), now);
         let reset = ("x-ratelimit-reset", "1700000007");
         assert_eq!(
             hold(&[("x-ratelimit-remaining", "0"), reset]),
@@ -291,6 +335,78 @@ mod tests {
             ]),
             Some(MAX_SERVER_WAIT)
         );
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).expect("test header"));
+        }
+        h
+    }
+
+    /// Issue 13.3: with no budget set by the user, the server's advertised limit
+    /// (less 10 %) sets the pace; a user-set budget ignores it; a server that says
+    /// nothing leaves the fallback in place.
+    #[test]
+    fn a_server_driven_budget_paces_by_the_advertised_limit() {
+        let now = SystemTime::now();
+        let advertised = headers(&[
+            ("x-ratelimit-limit", "600"),
+            ("x-ratelimit-remaining", "599"),
+        ]);
+        // 600/min advertised → 540/min: one per 111 ms after the burst of 10.
+        let b =
+            RateBudget::server_driven(DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_BURST).expect("valid");
+        assert_eq!(b.observe(&advertised, now), None);
+        let got = starts(&b, &[0; 13]);
+        assert_eq!(got[..10], [0; 10]);
+        assert_eq!(got[10..], [111, 222, 333]);
+        // The user's own budget stays as set.
+        let fixed = RateBudget::new(DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_BURST).expect("valid");
+        fixed.observe(&advertised, now);
+        assert_eq!(starts(&fixed, &[0; 12])[10..], [600, 1200]);
+        // Silence: the fallback (100/min).
+        let quiet =
+            RateBudget::server_driven(DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_BURST).expect("valid");
+        quiet.observe(&headers(&[("x-ratelimit-remaining", "5")]), now);
+        assert_eq!(starts(&quiet, &[0; 12])[10..], [600, 1200]);
+        // A small advertised limit is followed down too, burst included.
+        let small =
+            RateBudget::server_driven(DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_BURST).expect("valid");
+        small.observe(
+            &headers(&[("x-ratelimit-limit", "4"), ("x-ratelimit-remaining", "4")]),
+            now,
+        );
+        assert_eq!(starts(&small, &[0; 4]), [0, 0, 0, 20_000]);
+    }
+
+    #[test]
+    fn a_server_driven_budget_saves_the_margin_when_little_remains() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // 20 of 600 left, no reset sent: spread the 20 over a minute.
+        let b =
+            RateBudget::server_driven(DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_BURST).expect("valid");
+        b.observe(
+            &headers(&[
+                ("x-ratelimit-limit", "600"),
+                ("x-ratelimit-remaining", "20"),
+            ]),
+            now,
+        );
+        assert_eq!(starts(&b, &[0; 12])[10..], [3000, 6000]);
+        // With a reset: hold until it.
+        let b =
+            RateBudget::server_driven(DEFAULT_REQUESTS_PER_MINUTE, DEFAULT_BURST).expect("valid");
+        let hold = b.observe(
+            &headers(&[
+                ("x-ratelimit-limit", "600"),
+                ("x-ratelimit-remaining", "20"),
+                ("x-ratelimit-reset", "1700000004"),
+            ]),
+            now,
+        );
+        assert_eq!(hold, Some(Duration::from_secs(4)));
     }
 
     #[tokio::test]

@@ -85,6 +85,20 @@ pub enum ApiError {
         #[source]
         source: reqwest::Error,
     },
+    /// A JSON body (list page, object, error) still incomplete at `body_timeout` after
+    /// its headers: a server dripping bytes slower than `read_timeout` never ends
+    /// otherwise.
+    #[error(
+        "GET {route}: response body not complete after {}s ({bytes_received} bytes received; api.body_timeout){}",
+        limit.as_secs_f64(),
+        after(.attempts)
+    )]
+    BodyDeadline {
+        route: String,
+        limit: Duration,
+        bytes_received: u64,
+        attempts: u32,
+    },
     /// The server answered something that is not the documented protocol:
     /// HTML on a 200, invalid JSON, a missing envelope, a redirect loop.
     #[error("GET {route}: unexpected response (HTTP {status}): {detail}{}", after(.attempts))]
@@ -109,6 +123,12 @@ pub enum ApiError {
     /// does not list; nothing was sent.
     #[error("media host `{host}` is not in media_allowed_hosts")]
     MediaHostNotAllowed { host: String },
+    /// A link-local or cloud metadata address (169.254.0.0/16, fe80::/10,
+    /// fd00:ec2::254), as a media URL or a redirect target: never fetched.
+    #[error(
+        "refusing to fetch from `{host}`: link-local and cloud metadata addresses are never fetched"
+    )]
+    BlockedAddress { host: String },
     /// A plain `http://` media URL on a non-loopback host without
     /// `allow_insecure_http`; nothing was sent.
     #[error("refusing plain-HTTP media URL on {origin}; use https:// or set allow_insecure_http")]
@@ -179,10 +199,13 @@ impl ApiError {
             ApiError::RateLimited { .. } => ApiErrorKind::RateLimited,
             ApiError::BadRequest { .. } => ApiErrorKind::Client,
             ApiError::Server { .. } => ApiErrorKind::Server,
-            ApiError::Transport { .. } | ApiError::StreamBroken { .. } => ApiErrorKind::Unreachable,
+            ApiError::Transport { .. }
+            | ApiError::StreamBroken { .. }
+            | ApiError::BodyDeadline { .. } => ApiErrorKind::Unreachable,
             ApiError::Protocol { .. } => ApiErrorKind::Protocol,
             ApiError::InsecureUrl { .. } | ApiError::InvalidConfig { .. } => ApiErrorKind::Config,
             ApiError::MediaHostNotAllowed { .. }
+            | ApiError::BlockedAddress { .. }
             | ApiError::InsecureMediaUrl { .. }
             | ApiError::InvalidMediaValue { .. }
             | ApiError::TooLarge { .. } => ApiErrorKind::Refused,
@@ -195,7 +218,8 @@ impl ApiError {
         match self {
             ApiError::RateLimited { .. }
             | ApiError::Transport { .. }
-            | ApiError::StreamBroken { .. } => true,
+            | ApiError::StreamBroken { .. }
+            | ApiError::BodyDeadline { .. } => true,
             ApiError::Server { status, code, .. } => {
                 *status != 501 && code.as_deref() != Some("NOT_IMPLEMENTED")
             }
@@ -241,11 +265,13 @@ impl ApiError {
             | ApiError::BadRequest { attempts, .. }
             | ApiError::Server { attempts, .. }
             | ApiError::Transport { attempts, .. }
+            | ApiError::BodyDeadline { attempts, .. }
             | ApiError::Protocol { attempts, .. } => *attempts,
             ApiError::StreamBroken { .. } | ApiError::TooLarge { .. } => 1,
             ApiError::InsecureUrl { .. }
             | ApiError::InvalidConfig { .. }
             | ApiError::MediaHostNotAllowed { .. }
+            | ApiError::BlockedAddress { .. }
             | ApiError::InsecureMediaUrl { .. }
             | ApiError::InvalidMediaValue { .. } => 0,
         }
@@ -261,11 +287,13 @@ impl ApiError {
             | ApiError::BadRequest { attempts, .. }
             | ApiError::Server { attempts, .. }
             | ApiError::Transport { attempts, .. }
+            | ApiError::BodyDeadline { attempts, .. }
             | ApiError::Protocol { attempts, .. } => *attempts = n,
             ApiError::StreamBroken { .. }
             | ApiError::InsecureUrl { .. }
             | ApiError::InvalidConfig { .. }
             | ApiError::MediaHostNotAllowed { .. }
+            | ApiError::BlockedAddress { .. }
             | ApiError::InsecureMediaUrl { .. }
             | ApiError::InvalidMediaValue { .. }
             | ApiError::TooLarge { .. } => {}

@@ -17,8 +17,9 @@ use tracing::{debug, warn};
 use url::{Origin, Url};
 
 use super::budget::RateBudget;
+use super::media::MediaPolicy;
 use super::retry::{self, RetryPolicy};
-use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope, media};
+use super::{ApiConfig, ApiError, AuthScheme, ExportStream, Token, envelope, guard, media};
 
 /// Redirect hops followed per request (the media route may 302 to the CDN).
 const MAX_REDIRECTS: usize = 10;
@@ -45,6 +46,51 @@ pub struct ClientStats {
     pub throttled_waits: u64,
     /// Total time those requests waited, in milliseconds.
     pub throttled_ms: u64,
+    /// `retries` split by what caused them (for the metrics' `cause` label).
+    pub retries_by_cause: RetryCauses,
+}
+
+/// Retries counted by their cause. A plain struct of counters, so [`ClientStats`] stays
+/// `Copy`; [`RetryCauses::iter`] names them as the metrics do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetryCauses {
+    /// 429 answers.
+    pub rate_limited: u64,
+    /// 5xx answers (except 501).
+    pub server_error: u64,
+    /// No answer within the timeout (also a 408).
+    pub timeout: u64,
+    /// Connect failures, resets, bodies broken off.
+    pub network: u64,
+    /// Anything else that was retried.
+    pub other: u64,
+}
+
+impl RetryCauses {
+    /// `(cause, count)` for every cause, zeros included, in a fixed order.
+    pub fn iter(&self) -> [(&'static str, u64); 5] {
+        [
+            ("rate_limited", self.rate_limited),
+            ("server_error", self.server_error),
+            ("timeout", self.timeout),
+            ("network", self.network),
+            ("other", self.other),
+        ]
+    }
+
+    /// The cause a retry of `err` is counted under.
+    pub(crate) fn index_of(err: &ApiError) -> usize {
+        match err {
+            ApiError::RateLimited { .. } => 0,
+            ApiError::Server { .. } => 1,
+            ApiError::Transport {
+                timed_out: true, ..
+            } => 2,
+            ApiError::BadRequest { status: 408, .. } => 2,
+            ApiError::Transport { .. } | ApiError::StreamBroken { .. } => 3,
+            _ => 4,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +101,8 @@ pub(crate) struct Counters {
     bytes: AtomicU64,
     throttled_waits: AtomicU64,
     throttled_us: AtomicU64,
+    /// Indexed by [`RetryCauses::index_of`].
+    retry_causes: [AtomicU64; 5],
 }
 
 impl Counters {
@@ -66,6 +114,34 @@ impl Counters {
             bytes_downloaded: self.bytes.load(Ordering::Relaxed),
             throttled_waits: self.throttled_waits.load(Ordering::Relaxed),
             throttled_ms: self.throttled_us.load(Ordering::Relaxed) / 1000,
+            retries_by_cause: {
+                let c = |i: usize| self.retry_causes[i].load(Ordering::Relaxed);
+                RetryCauses {
+                    rate_limited: c(0),
+                    server_error: c(1),
+                    timeout: c(2),
+                    network: c(3),
+                    other: c(4),
+                }
+            },
+        }
+    }
+}
+
+/// What the redirect hops of a media fetch may reach: another origin only under the
+/// media host policy, the API origin only on a media route of `execution_id`.
+pub(crate) struct MediaScope<'a> {
+    pub(crate) policy: &'a MediaPolicy,
+    pub(crate) base: &'a Url,
+    pub(crate) execution_id: &'a str,
+}
+
+impl MediaScope<'_> {
+    fn check_hop(&self, url: &Url) -> Result<(), ApiError> {
+        if url.origin() == self.base.origin() {
+            media::check_media_route(self.base, url, self.execution_id)
+        } else {
+            self.policy.check_foreign(url)
         }
     }
 }
@@ -87,6 +163,7 @@ pub(crate) struct Http {
     token: Token,
     auth: AuthScheme,
     timeout: Duration,
+    body_timeout: Duration,
     retry: RetryPolicy,
     stats: Arc<Counters>,
     budget: RateBudget,
@@ -97,9 +174,20 @@ pub(crate) struct Http {
 impl Http {
     /// Builds the reqwest client: no automatic redirects (we follow them to
     /// control the auth header), connect timeout, per-chunk read timeout.
-    pub(crate) fn new(cfg: &ApiConfig, budget: RateBudget) -> Result<Self, ApiError> {
+    pub(crate) fn new(
+        cfg: &ApiConfig,
+        budget: RateBudget,
+        media: &MediaPolicy,
+    ) -> Result<Self, ApiError> {
+        let trusted = cfg
+            .base_url
+            .host_str()
+            .map(str::to_owned)
+            .into_iter()
+            .chain(media.exact_domains());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(guard::GuardedResolver::new(trusted))
             .connect_timeout(cfg.timeout)
             .read_timeout(cfg.read_timeout)
             .user_agent(cfg.user_agent.as_str())
@@ -114,6 +202,7 @@ impl Http {
             token: cfg.token.clone(),
             auth: cfg.auth,
             timeout: cfg.timeout,
+            body_timeout: cfg.body_timeout,
             retry: cfg.retry.clone(),
             stats: Arc::default(),
             budget,
@@ -128,33 +217,40 @@ impl Http {
 
     /// GET an enveloped JSON route with retries; returns the raw body of a 2xx.
     pub(crate) async fn get_json(&self, route: &str, url: &Url) -> Result<Bytes, ApiError> {
-        match self.execute(route, url, Expect::Json).await? {
+        match self.execute(route, url, Expect::Json, None).await? {
             Opened::Body(b) => Ok(b),
             Opened::Stream(_) => Err(ApiError::protocol(route, 0, "internal: expected a body")),
         }
     }
 
     /// GET a streamed route with retries on opening only. Media bodies are
-    /// held to `max_media_bytes`.
+    /// held to `max_media_bytes`, and their redirects to `scope`.
     pub(crate) async fn get_stream(
         &self,
         route: &str,
         url: &Url,
         expect: Expect,
+        scope: Option<&MediaScope<'_>>,
     ) -> Result<ExportStream, ApiError> {
         let limit = self.max_media_bytes.filter(|_| expect == Expect::Media);
-        match self.execute(route, url, expect).await? {
+        match self.execute(route, url, expect, scope).await? {
             Opened::Stream(resp) => Ok(self.export_stream(route, resp, limit)),
             Opened::Body(_) => Err(ApiError::protocol(route, 0, "internal: expected a stream")),
         }
     }
 
-    async fn execute(&self, route: &str, url: &Url, expect: Expect) -> Result<Opened, ApiError> {
+    async fn execute(
+        &self,
+        route: &str,
+        url: &Url,
+        expect: Expect,
+        scope: Option<&MediaScope<'_>>,
+    ) -> Result<Opened, ApiError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let err = match self.attempt(route, url, expect).await {
+            let err = match self.attempt(route, url, expect, scope).await {
                 Ok(opened) => return Ok(opened),
                 Err(e) => e,
             };
@@ -166,6 +262,7 @@ impl Http {
                 return Err(err.with_attempts(attempts));
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.stats.retry_causes[RetryCauses::index_of(&err)].fetch_add(1, Ordering::Relaxed);
             if matches!(err, ApiError::RateLimited { .. }) {
                 debug!(
                     route,
@@ -183,8 +280,14 @@ impl Http {
 
     /// One attempt: send (following redirects), classify the status, and for
     /// JSON read the body so a broken read is retried like a failed send.
-    async fn attempt(&self, route: &str, url: &Url, expect: Expect) -> Result<Opened, ApiError> {
-        let resp = self.send_following_redirects(route, url).await?;
+    async fn attempt(
+        &self,
+        route: &str,
+        url: &Url,
+        expect: Expect,
+        scope: Option<&MediaScope<'_>>,
+    ) -> Result<Opened, ApiError> {
+        let resp = self.send_following_redirects(route, url, scope).await?;
         let status = resp.status();
         if !status.is_success() {
             return Err(self.error_from_response(route, resp).await);
@@ -220,7 +323,14 @@ impl Http {
         }
     }
 
-    async fn send_following_redirects(&self, route: &str, url: &Url) -> Result<Response, ApiError> {
+    /// Every hop passes the address guard (never a link-local or metadata literal); the
+    /// hops of a media fetch also pass its `scope`.
+    async fn send_following_redirects(
+        &self,
+        route: &str,
+        url: &Url,
+        scope: Option<&MediaScope<'_>>,
+    ) -> Result<Response, ApiError> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let to_api = url.origin() == self.origin;
@@ -299,6 +409,13 @@ impl Http {
                     format!("redirect to a `{}:` URL", next.scheme()),
                 ));
             }
+            if let Some(host) = next.host()
+                && guard::literal_ip(&host).is_some_and(guard::blocked_ip)
+            {
+                return Err(ApiError::BlockedAddress {
+                    host: host.to_string(),
+                });
+            }
             let loopback = next.host().is_some_and(|h| media::is_loopback(&h));
             if next.scheme() == "http" && !loopback && !self.allow_insecure_http {
                 return Err(ApiError::protocol(
@@ -309,6 +426,9 @@ impl Http {
                         next.origin().ascii_serialization()
                     ),
                 ));
+            }
+            if let Some(scope) = scope {
+                scope.check_hop(&next)?;
             }
             url = next;
         }
@@ -443,7 +563,8 @@ impl Http {
         }
     }
 
-    /// Reads a whole body up to `limit` bytes; a longer body is a Protocol error.
+    /// Reads a whole body up to `limit` bytes, within `body_timeout`; a longer body is
+    /// a Protocol error, a slower one `BodyDeadline`.
     async fn read_body(
         &self,
         route: &str,
@@ -451,9 +572,18 @@ impl Http {
         limit: usize,
     ) -> Result<Bytes, ApiError> {
         let status = resp.status().as_u16();
+        let deadline = tokio::time::Instant::now() + self.body_timeout;
         let mut buf = BytesMut::new();
         loop {
-            match resp.chunk().await {
+            let Ok(chunk) = tokio::time::timeout_at(deadline, resp.chunk()).await else {
+                return Err(ApiError::BodyDeadline {
+                    route: route.into(),
+                    limit: self.body_timeout,
+                    bytes_received: buf.len() as u64,
+                    attempts: 1,
+                });
+            };
+            match chunk {
                 Ok(Some(chunk)) => {
                     self.stats
                         .bytes

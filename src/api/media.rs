@@ -5,7 +5,7 @@
 
 use url::{Host, Url};
 
-use super::ApiError;
+use super::{ApiError, guard};
 
 /// Longest bare media id accepted (ids are opaque; UUIDs are 36).
 const MAX_MEDIA_ID: usize = 256;
@@ -128,9 +128,28 @@ impl MediaPolicy {
         if url.origin() == base.origin() {
             return Ok(MediaTarget::ApiOrigin(url));
         }
-        let Some(host) = url.host() else {
+        if url.host().is_none() {
             return Err(invalid(&url, "has no host".into()));
+        }
+        self.check_foreign(&url)?;
+        Ok(MediaTarget::Foreign(url))
+    }
+
+    /// A URL on another origin than the API's, as a media value or as a redirect hop of a
+    /// media fetch: its host must be listed, it must not be a link-local or metadata
+    /// address (even when listed), and plain http needs loopback or `allow_insecure_http`.
+    pub(crate) fn check_foreign(&self, url: &Url) -> Result<(), ApiError> {
+        let Some(host) = url.host() else {
+            return Err(ApiError::InvalidMediaValue {
+                value: url_preview(url),
+                reason: "has no host".into(),
+            });
         };
+        if guard::literal_ip(&host).is_some_and(guard::blocked_ip) {
+            return Err(ApiError::BlockedAddress {
+                host: host.to_string(),
+            });
+        }
         if !self.allowed.iter().any(|p| p.matches(&host)) {
             return Err(ApiError::MediaHostNotAllowed {
                 host: host.to_string(),
@@ -141,7 +160,49 @@ impl MediaPolicy {
                 origin: url.origin().ascii_serialization(),
             });
         }
-        Ok(MediaTarget::Foreign(url))
+        Ok(())
+    }
+
+    /// Exact (non-wildcard) domain entries of the allow list: names that may resolve to
+    /// private addresses (see [`guard::GuardedResolver`]).
+    pub(crate) fn exact_domains(&self) -> impl Iterator<Item = String> + '_ {
+        self.allowed.iter().filter_map(|p| match p {
+            HostPattern::Exact(Host::Domain(d)) => Some(d.clone()),
+            _ => None,
+        })
+    }
+}
+
+/// A URL on the API origin fetched as media (a row's value, or a redirect hop of a media
+/// fetch) carries the token, so it may only name a media route of its own execution:
+/// `<base>/api/v1/executions/<execution_id>/media/<id>/download`, or the CDN form
+/// `/media/…` (token in the query). Any other API path (`/api/v1/tasks`, another
+/// execution's results) is refused before anything is sent.
+pub(crate) fn check_media_route(base: &Url, url: &Url, execution_id: &str) -> Result<(), ApiError> {
+    let refused = || ApiError::InvalidMediaValue {
+        value: url_preview(url),
+        reason: format!("names an API route that is not a media route of execution {execution_id}"),
+    };
+    let path = url.path();
+    let prefix = base.path().trim_end_matches('/');
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return Err(refused());
+    };
+    if rest.starts_with("/media/") || path.starts_with("/media/") {
+        return Ok(());
+    }
+    let mut own = base.clone();
+    own.path_segments_mut()
+        .map_err(|()| refused())?
+        .pop_if_empty()
+        .extend(["api", "v1", "executions", execution_id, "media"]);
+    let tail = path
+        .strip_prefix(own.path())
+        .and_then(|t| t.strip_prefix('/'))
+        .and_then(|t| t.strip_suffix("/download"));
+    match tail {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(()),
+        _ => Err(refused()),
     }
 }
 
@@ -414,6 +475,87 @@ mod tests {
         assert!(matches!(
             p.resolve(&base(), "http://[::1]:9000/x"),
             Ok(MediaTarget::Foreign(_))
+        ));
+    }
+
+    #[test]
+    fn same_origin_values_may_only_name_their_executions_media_routes() {
+        let b = base();
+        let ok = [
+            "https://api.titan.example/api/v1/executions/e1/media/m1/download",
+            "https://api.titan.example/api/v1/executions/e1/media/m1/download?x=1",
+            "https://api.titan.example/media/e1/m1?token=sig",
+        ];
+        for v in ok {
+            assert_eq!(
+                check_media_route(&b, &url(v), "e1").map_err(|e| e.to_string()),
+                Ok(()),
+                "{v}"
+            );
+        }
+        let refused = [
+            "https://api.titan.example/api/v1/tasks",
+            "https://api.titan.example/api/v1/executions/e1",
+            "https://api.titan.example/api/v1/executions/e1/results/export",
+            "https://api.titan.example/api/v1/executions/e2/media/m1/download",
+            "https://api.titan.example/api/v1/executions/e1/media/m1/download/x",
+            "https://api.titan.example/api/v1/executions/e1/media//download",
+            "https://api.titan.example/api/v1/executions/e1/media/a/b/download",
+            "https://api.titan.example/api/v1/executions/e1/media/../../../tasks",
+            "https://api.titan.example/",
+        ];
+        for v in refused {
+            let err = check_media_route(&b, &url(v), "e1").expect_err(v);
+            assert_eq!(err.kind(), crate::api::ApiErrorKind::Refused, "{v}");
+            assert!(
+                err.to_string()
+                    .ends_with("names an API route that is not a media route of execution e1"),
+                "{err}"
+            );
+        }
+        // Behind a path prefix (reverse proxy), routes sit under the prefix.
+        let proxied = url("https://gw.example/titan/");
+        assert!(
+            check_media_route(
+                &proxied,
+                &url("https://gw.example/titan/api/v1/executions/e1/media/m/download"),
+                "e1"
+            )
+            .is_ok()
+        );
+        assert!(
+            check_media_route(
+                &proxied,
+                &url("https://gw.example/titan/api/v1/tasks"),
+                "e1"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn metadata_addresses_are_refused_even_when_listed() {
+        let p = policy(&["169.254.169.254", "[fd00:ec2::254]", "10.0.0.5"]);
+        for v in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/latest",
+            "https://169.254.1.1/x",
+        ] {
+            match p.resolve(&base(), v) {
+                Err(ApiError::BlockedAddress { host }) => {
+                    assert!(v.contains(host.trim_matches(['[', ']'])), "{v} {host}")
+                }
+                other => panic!("{v}: expected BlockedAddress, got {other:?}"),
+            }
+        }
+        // A private address is fetched only when listed.
+        assert!(matches!(
+            p.resolve(&base(), "https://10.0.0.5/x"),
+            Ok(MediaTarget::Foreign(_))
+        ));
+        assert!(matches!(
+            p.resolve(&base(), "https://10.0.0.6/x"),
+            Err(ApiError::MediaHostNotAllowed { .. })
         ));
     }
 

@@ -7,6 +7,7 @@
 mod budget;
 mod envelope;
 mod error;
+mod guard;
 mod http;
 mod media;
 mod model;
@@ -15,11 +16,7 @@ mod retry;
 mod token;
 
 #[cfg(test)]
-mod budget_tests;
-#[cfg(test)]
-mod client_tests;
-#[cfg(test)]
-mod media_tests;
+mod tests;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -34,13 +31,13 @@ use url::Url;
 pub use crate::format::ExportFormat;
 pub use budget::{DEFAULT_BURST, DEFAULT_REQUESTS_PER_MINUTE, RateBudget};
 pub use error::{ApiError, ApiErrorKind};
-pub use http::ClientStats;
+pub use http::{ClientStats, RetryCauses};
 pub use model::{Dataset, Execution, ExecutionStatus, ResultsMeta, Task};
 pub(crate) use retry::jittered as jittered_secs;
 pub use retry::{MAX_SERVER_WAIT, RetryPolicy};
 pub use token::Token;
 
-use http::{Expect, Http};
+use http::{Expect, Http, MediaScope};
 use media::{MediaPolicy, MediaTarget};
 
 /// Which header carries the token. Titan documents Bearer; some deployments
@@ -68,6 +65,10 @@ pub struct ApiConfig {
     pub timeout: Duration,
     /// Longest gap between two body chunks before the read fails. Default 60 s.
     pub read_timeout: Duration,
+    /// Whole-body deadline for JSON answers (list pages, objects, error bodies), counted
+    /// from their headers: `read_timeout` alone lets a byte every 59 s stall a page
+    /// forever. Default 2 min. Streamed bodies (exports, media) are not held to it.
+    pub body_timeout: Duration,
     pub retry: RetryPolicy,
     /// Allow plain `http://` to a non-loopback host (the token travels in
     /// clear), for the API and for media URLs and redirects.
@@ -77,6 +78,11 @@ pub struct ApiConfig {
     /// clone of the client. Default `Some(100)`, under Titan's ~120/min;
     /// `None` disables it (the server's `X-RateLimit-*` holds still apply).
     pub rate_limit_per_minute: Option<u32>,
+    /// With a budget: follow the server's advertised `X-RateLimit-Limit` /
+    /// `-Remaining` (with a margin), `rate_limit_per_minute` being only the pace until
+    /// the server says something. Default true; the config layer clears it when the
+    /// user sets `rate_limit_per_minute`, which is then held to as set.
+    pub rate_limit_from_server: bool,
     /// Requests that may start back to back after an idle period. Default 10.
     pub rate_limit_burst: u32,
     /// Hosts other than the API's from which `media_url` may fetch (never with
@@ -97,16 +103,21 @@ impl ApiConfig {
             auth: AuthScheme::Bearer,
             timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(60),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             retry: RetryPolicy::default(),
             allow_insecure_http: false,
             user_agent: concat!("titan-connector/", env!("CARGO_PKG_VERSION")).to_owned(),
             rate_limit_per_minute: Some(DEFAULT_REQUESTS_PER_MINUTE),
+            rate_limit_from_server: true,
             rate_limit_burst: DEFAULT_BURST,
             media_allowed_hosts: Vec::new(),
             max_media_bytes: Some(DEFAULT_MAX_MEDIA_BYTES),
         }
     }
 }
+
+/// Default `body_timeout`: a 32 MiB page at 300 KB/s still fits.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Default `max_media_bytes`: far above any image, low enough to stop a
 /// runaway body from filling the disk.
@@ -157,11 +168,14 @@ impl TitanClient {
     pub fn new(cfg: ApiConfig) -> Result<Self, ApiError> {
         validate(&cfg)?;
         let budget = match cfg.rate_limit_per_minute {
+            Some(rpm) if cfg.rate_limit_from_server => {
+                RateBudget::server_driven(rpm, cfg.rate_limit_burst)?
+            }
             Some(rpm) => RateBudget::new(rpm, cfg.rate_limit_burst)?,
             None => RateBudget::unlimited(),
         };
         let media = MediaPolicy::new(&cfg.media_allowed_hosts, cfg.allow_insecure_http)?;
-        let http = Http::new(&cfg, budget)?;
+        let http = Http::new(&cfg, budget, &media)?;
         Ok(TitanClient {
             inner: std::sync::Arc::new(Inner {
                 base_url: cfg.base_url,
@@ -218,7 +232,10 @@ impl TitanClient {
         if format == ExportFormat::Csv {
             url.query_pairs_mut().append_pair("format", format.as_str());
         }
-        self.inner.http.get_stream(&route, &url, Expect::File).await
+        self.inner
+            .http
+            .get_stream(&route, &url, Expect::File, None)
+            .await
     }
 
     /// CSV via results/download.
@@ -229,7 +246,10 @@ impl TitanClient {
             "results",
             "download",
         ])?;
-        self.inner.http.get_stream(&route, &url, Expect::File).await
+        self.inner
+            .http
+            .get_stream(&route, &url, Expect::File, None)
+            .await
     }
 
     /// Dataset metadata of one execution; empty is normal.
@@ -246,8 +266,9 @@ impl TitanClient {
 
     /// GET an execution's media by id (route /api/v1/executions/:id/media/:media_id/download);
     /// returns the streaming response body and its content type. Redirects (e.g. to
-    /// the media CDN) are followed; other origins never receive the token. The
-    /// body is held to `max_media_bytes`.
+    /// the media CDN) are followed only to hosts in `media_allowed_hosts`, or back to a
+    /// media route of this execution; other origins never receive the token. The body is
+    /// held to `max_media_bytes`.
     pub async fn media(
         &self,
         execution_id: &str,
@@ -260,15 +281,25 @@ impl TitanClient {
             checked("media_id", media_id)?,
             "download",
         ])?;
+        let scope = self.media_scope(execution_id);
         self.inner
             .http
-            .get_stream(&route, &url, Expect::Media)
+            .get_stream(&route, &url, Expect::Media, Some(&scope))
             .await
     }
 
+    fn media_scope<'a>(&'a self, execution_id: &'a str) -> MediaScope<'a> {
+        MediaScope {
+            policy: &self.inner.media,
+            base: &self.inner.base_url,
+            execution_id,
+        }
+    }
+
     /// Fetches the media a result row's `value` names, under the media rules:
-    /// a URL on the API origin (the download route, `/media/…?token=`, or a
-    /// root-relative path) is fetched with the token; a URL on another host
+    /// a URL on the API origin (`execution_id`'s download route or the CDN form
+    /// `/media/…?token=`, absolute or root-relative; never another API route) is
+    /// fetched with the token; a URL on another host
     /// only if `media_allowed_hosts` matches it, and without the token; a bare
     /// media id goes to `execution_id`'s download route. Redirects off the API
     /// origin never carry the token. Errors never show the query string.
@@ -291,12 +322,16 @@ impl TitanClient {
             })?;
         let (route, url) = match target {
             MediaTarget::Id(id) => return self.media(execution_id, &id).await,
-            MediaTarget::ApiOrigin(url) => (url.path().to_owned(), url),
+            MediaTarget::ApiOrigin(url) => {
+                media::check_media_route(&self.inner.base_url, &url, execution_id)?;
+                (url.path().to_owned(), url)
+            }
             MediaTarget::Foreign(url) => (media::display_url(&url), url),
         };
+        let scope = self.media_scope(execution_id);
         self.inner
             .http
-            .get_stream(&route, &url, Expect::Media)
+            .get_stream(&route, &url, Expect::Media, Some(&scope))
             .await
     }
 
@@ -386,6 +421,12 @@ fn validate(cfg: &ApiConfig) -> Result<(), ApiError> {
     if cfg.timeout.is_zero() {
         return Err(ApiError::InvalidConfig {
             field: "timeout",
+            reason: "must be greater than zero".into(),
+        });
+    }
+    if cfg.body_timeout.is_zero() {
+        return Err(ApiError::InvalidConfig {
+            field: "body_timeout",
             reason: "must be greater than zero".into(),
         });
     }

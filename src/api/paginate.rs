@@ -1,8 +1,13 @@
-//! `limit`/`offset` pagination over Titan list routes. Invariant: always
+//! `limit`/`offset` pagination over Titan list routes. Invariants: always
 //! terminates — on an empty page, on a short page when the server reported its page size,
 //! on `offset ≥ total`, on a page
 //! longer than asked (paging ignored), or with a Protocol error when the
-//! server repeats a page (ignores `offset`) or passes `MAX_PAGES` pages.
+//! server repeats a page (ignores `offset`), returns to any earlier page (a cycle), or
+//! passes `MAX_PAGES` pages; and an item with an `id` is returned once, however many
+//! pages it shows up on (rows inserted while paging shift later pages).
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -26,6 +31,11 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
     let mut offset = 0u64;
     let mut previous: Option<Vec<Value>> = None;
     let mut previous_short = false;
+    // Fingerprints of the pages seen (a hash of their JSON text), to catch a cycle of
+    // any length, not only a page repeated at once; and the ids returned so far.
+    let mut pages_seen: HashSet<u64> = HashSet::new();
+    let mut ids_seen: HashSet<String> = HashSet::new();
+    let mut duplicates = 0u64;
     for _ in 0..MAX_PAGES {
         let mut page_url = url.clone();
         page_url
@@ -38,12 +48,14 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
             .map_err(|detail| ApiError::protocol(route, 200, detail))?;
         let n = page.items.len() as u64;
         if n == 0 {
+            log_duplicates(route, duplicates);
             return Ok(out);
         }
         if previous.as_ref() == Some(&page.items) {
             if previous_short {
                 // The confirming request after a short page got the same page back: the
                 // server ignores `offset` and had already sent everything.
+                log_duplicates(route, duplicates);
                 return Ok(out);
             }
             return Err(ApiError::protocol(
@@ -54,7 +66,20 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
                 ),
             ));
         }
+        if !pages_seen.insert(fingerprint(&page.items)) {
+            return Err(ApiError::protocol(
+                route,
+                200,
+                format!("the page at offset {offset} repeats an earlier page; the listing cycles"),
+            ));
+        }
         for (i, item) in page.items.iter().enumerate() {
+            if let Some(id) = item.get("id").and_then(Value::as_str)
+                && !ids_seen.insert(id.to_owned())
+            {
+                duplicates += 1;
+                continue;
+            }
             let value = T::deserialize(item).map_err(|e| {
                 ApiError::protocol(
                     route,
@@ -79,6 +104,7 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
             None => false,
         };
         if done {
+            log_duplicates(route, duplicates);
             return Ok(out);
         }
         previous_short = n < page_size;
@@ -89,4 +115,23 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
         200,
         format!("listing did not end after {MAX_PAGES} pages"),
     ))
+}
+
+/// A page's identity: the hash of its items' JSON text.
+fn fingerprint(items: &[Value]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for item in items {
+        item.to_string().hash(&mut h);
+    }
+    h.finish()
+}
+
+fn log_duplicates(route: &str, duplicates: u64) {
+    if duplicates > 0 {
+        tracing::debug!(
+            route,
+            duplicates,
+            "Items listed on more than one page were returned once"
+        );
+    }
 }

@@ -77,6 +77,8 @@ mod tests {
         assert_eq!(format!("{:?}", cfg.wait), format!("{:?}", def.wait));
         assert_eq!(format!("{:?}", cfg.media), format!("{:?}", def.media));
         assert_eq!(format!("{:?}", cfg.tasks), format!("{:?}", def.tasks));
+        assert_eq!(format!("{:?}", cfg.lineage), format!("{:?}", def.lineage));
+        assert_eq!(format!("{:?}", cfg.metrics), format!("{:?}", def.metrics));
     }
 
     #[test]

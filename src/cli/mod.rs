@@ -163,6 +163,10 @@ pub struct RunArgs {
     /// List the executions that would be ingested, then stop: nothing is awaited or written.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write the run's Prometheus metrics to FILE (atomically; for node_exporter's textfile
+    /// collector, name it `*.prom`); overrides `metrics.file`.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl CommonArgs {

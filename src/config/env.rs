@@ -18,6 +18,17 @@ pub mod vars {
     pub const TITAN_CONNECTOR_CONCURRENCY: &str = "TITAN_CONNECTOR_CONCURRENCY";
     /// Prefix of the variables that override config keys: `TITAN_CONNECTOR_<SECTION>_<KEY>`.
     pub const PREFIX: &str = "TITAN_CONNECTOR_";
+    /// The standard OpenLineage client variables: `lineage.url`, `lineage.endpoint`,
+    /// `lineage.namespace` (as aliases), the API key, and `true` to turn lineage off.
+    pub const OPENLINEAGE_URL: &str = "OPENLINEAGE_URL";
+    pub const OPENLINEAGE_ENDPOINT: &str = "OPENLINEAGE_ENDPOINT";
+    pub const OPENLINEAGE_NAMESPACE: &str = "OPENLINEAGE_NAMESPACE";
+    pub const OPENLINEAGE_API_KEY: &str = "OPENLINEAGE_API_KEY";
+    pub const OPENLINEAGE_DISABLED: &str = "OPENLINEAGE_DISABLED";
+    /// `namespace/job name/run id` of the parent run (the Airflow provider's
+    /// `lineage_parent_id` macro) and of the root run (`lineage_root_parent_id`).
+    pub const OPENLINEAGE_PARENT_ID: &str = "OPENLINEAGE_PARENT_ID";
+    pub const OPENLINEAGE_ROOT_PARENT_ID: &str = "OPENLINEAGE_ROOT_PARENT_ID";
 }
 
 /// Every scalar config key that `TITAN_CONNECTOR_<SECTION>_<KEY>` overrides (see
@@ -28,6 +39,7 @@ pub const LAYERED_KEYS: &[&str] = &[
     "api.token_file",
     "api.timeout",
     "api.read_timeout",
+    "api.body_timeout",
     "api.allow_insecure_http",
     "api.max_attempts",
     "api.rate_limit_per_minute",
@@ -53,13 +65,32 @@ pub const LAYERED_KEYS: &[&str] = &[
     "media.on_error",
     "media.max_bytes",
     "media.store",
+    "media.spool_dir",
+    "media.spool_max_bytes",
+    "lineage.enabled",
+    "lineage.url",
+    "lineage.endpoint",
+    "lineage.file",
+    "lineage.namespace",
+    "lineage.job_name",
+    "lineage.timeout",
+    "lineage.max_attempts",
+    "metrics.file",
+    "metrics.pushgateway",
+    "metrics.job",
+    "metrics.timeout",
 ];
 
-/// Older, shorter names still honoured; the long name wins when both are set.
+/// Other names honoured (older, shorter ones; the standard OpenLineage variables); the long
+/// `TITAN_CONNECTOR_…` name wins when both are set.
 pub const ALIASES: &[(&str, &str)] = &[
     ("api.url", vars::TITAN_API_URL),
     ("store.url", vars::TITAN_CONNECTOR_STORE),
     ("run.concurrency", vars::TITAN_CONNECTOR_CONCURRENCY),
+    // Not older names but the standard ones every OpenLineage client reads.
+    ("lineage.url", vars::OPENLINEAGE_URL),
+    ("lineage.endpoint", vars::OPENLINEAGE_ENDPOINT),
+    ("lineage.namespace", vars::OPENLINEAGE_NAMESPACE),
 ];
 
 /// The variable overriding a config key: `run.batch_rows` → `TITAN_CONNECTOR_RUN_BATCH_ROWS`.

@@ -26,6 +26,10 @@ pub struct ConfigFile {
     pub wait: WaitSection,
     #[serde(default)]
     pub media: MediaSection,
+    #[serde(default)]
+    pub lineage: LineageSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// Per-task entries; merged with the plain task-list file, if any.
     #[serde(default)]
     pub tasks: Vec<TaskEntry>,
@@ -45,6 +49,9 @@ pub struct ApiSection {
     pub timeout: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub read_timeout: Option<Duration>,
+    /// Whole-body deadline of a JSON answer (list page, object), from its headers.
+    #[serde(default, with = "humantime_serde")]
+    pub body_timeout: Option<Duration>,
     /// Allow plain `http://` to a non-loopback host (off by default: the token would travel in clear).
     pub allow_insecure_http: Option<bool>,
     /// Attempts per request, the first included (1 = never retry).
@@ -129,10 +136,54 @@ pub struct MediaSection {
     pub max_bytes: Option<u64>,
     /// Hosts other than the API's from which media may be fetched (never with the token).
     pub allowed_hosts: Option<Vec<String>>,
+    /// Directory of the local copy of an export while its media downloads; default: the
+    /// system temp dir. Relative to the config file.
+    pub spool_dir: Option<PathBuf>,
+    /// Largest such copy, in bytes (default 10 GiB); a larger export fails its execution.
+    pub spool_max_bytes: Option<u64>,
     /// A separate store for media; default: `[store]`.
     pub store: Option<String>,
     #[serde(default)]
     pub store_options: BTreeMap<String, String>,
+}
+
+/// `[lineage]`: OpenLineage events (see `crate::lineage`). On when `url` or `file` is set
+/// (or `OPENLINEAGE_URL`); the API key only ever comes from `OPENLINEAGE_API_KEY`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineageSection {
+    /// `false` turns lineage off even when a URL is set (like `OPENLINEAGE_DISABLED=true`).
+    pub enabled: Option<bool>,
+    /// Origin (and base path) of the OpenLineage HTTP API, e.g. Marquez's `http://marquez:5000`.
+    pub url: Option<String>,
+    /// Path of the lineage endpoint under `url`; default `api/v1/lineage`.
+    pub endpoint: Option<String>,
+    /// Append each event as one JSON line to this file (as well as, or instead of, HTTP).
+    pub file: Option<PathBuf>,
+    /// The job's namespace; default `default`.
+    pub namespace: Option<String>,
+    /// The job's name; default `titan_connector.<config file name without extension>`.
+    pub job_name: Option<String>,
+    /// Per HTTP attempt; default 5 s.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// HTTP attempts per event, the first included; default 3.
+    pub max_attempts: Option<u32>,
+}
+
+/// `[metrics]`: Prometheus metrics of each run (see `crate::metrics`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Write the metrics here at the end of a run (`--metrics-file` wins).
+    pub file: Option<PathBuf>,
+    /// PUT them to this Pushgateway too (`http://pushgateway:9091`).
+    pub pushgateway: Option<String>,
+    /// The Pushgateway `job` label; default `titan_connector`.
+    pub job: Option<String>,
+    /// Per Pushgateway attempt; default 5 s.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
 }
 
 /// One `[[tasks]]` table.

@@ -32,6 +32,7 @@ pub(super) fn apply(
     l.set("api.token_file", &mut f.api.token_file, path)?;
     l.set("api.timeout", &mut f.api.timeout, duration)?;
     l.set("api.read_timeout", &mut f.api.read_timeout, duration)?;
+    l.set("api.body_timeout", &mut f.api.body_timeout, duration)?;
     l.set(
         "api.allow_insecure_http",
         &mut f.api.allow_insecure_http,
@@ -77,6 +78,24 @@ pub(super) fn apply(
     l.set("media.on_error", &mut f.media.on_error, word)?;
     l.set("media.max_bytes", &mut f.media.max_bytes, number)?;
     l.set("media.store", &mut f.media.store, location)?;
+    l.set("media.spool_dir", &mut f.media.spool_dir, path)?;
+    l.set(
+        "media.spool_max_bytes",
+        &mut f.media.spool_max_bytes,
+        number,
+    )?;
+    l.set("lineage.enabled", &mut f.lineage.enabled, boolean)?;
+    l.set("lineage.url", &mut f.lineage.url, text)?;
+    l.set("lineage.endpoint", &mut f.lineage.endpoint, text)?;
+    l.set("lineage.file", &mut f.lineage.file, path)?;
+    l.set("lineage.namespace", &mut f.lineage.namespace, text)?;
+    l.set("lineage.job_name", &mut f.lineage.job_name, text)?;
+    l.set("lineage.timeout", &mut f.lineage.timeout, duration)?;
+    l.set("lineage.max_attempts", &mut f.lineage.max_attempts, number)?;
+    l.set("metrics.file", &mut f.metrics.file, path)?;
+    l.set("metrics.pushgateway", &mut f.metrics.pushgateway, text)?;
+    l.set("metrics.job", &mut f.metrics.job, text)?;
+    l.set("metrics.timeout", &mut f.metrics.timeout, duration)?;
     Ok(l.applied)
 }
 

@@ -11,6 +11,7 @@ pub mod env;
 pub mod file;
 pub mod interpolate;
 mod layer;
+mod observe;
 mod resolve;
 mod template;
 #[cfg(test)]
@@ -102,6 +103,8 @@ pub struct MediaConfig {
     pub settings: MediaSettings,
     /// A separate media store; `None` → the Parquet store.
     pub store: Option<StoreConfig>,
+    /// Where and how large the local copy of an export may be while its media downloads.
+    pub spool: crate::run::spool::SpoolSettings,
 }
 
 /// Tuning of a run.
@@ -164,6 +167,10 @@ pub struct Config {
     pub shard: Option<Shard>,
     /// List what would be ingested; write nothing.
     pub dry_run: bool,
+    /// `[lineage]`: OpenLineage events, when on.
+    pub lineage: Option<crate::lineage::LineageSettings>,
+    /// `[metrics]`: where the run's Prometheus metrics go.
+    pub metrics: crate::metrics::MetricsSettings,
     /// The file this came from (for messages).
     pub path: PathBuf,
 }

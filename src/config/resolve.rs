@@ -66,6 +66,9 @@ pub(super) fn resolve(
         overrides,
     };
     let (run, combine) = r.run()?;
+    let invalid = |field: &str, message: String| r.invalid(field, message);
+    let lineage = super::observe::lineage(&file.lineage, env, &r.base, path, &invalid)?;
+    let metrics = super::observe::metrics(&file.metrics, &r.base, &invalid)?;
     Ok(Config {
         api: r.api(env)?,
         store: r.store()?,
@@ -76,6 +79,8 @@ pub(super) fn resolve(
         tasks: r.tasks()?,
         shard: overrides.shard,
         dry_run: overrides.dry_run,
+        lineage,
+        metrics,
         path: path.to_path_buf(),
     })
 }
@@ -144,6 +149,14 @@ impl Resolving<'_> {
         if let Some(t) = file.api.read_timeout {
             api.read_timeout = t;
         }
+        if let Some(t) = file.api.body_timeout {
+            if t.is_zero() {
+                return Err(
+                    self.invalid("api.body_timeout", "must be greater than zero".to_string())
+                );
+            }
+            api.body_timeout = t;
+        }
         api.allow_insecure_http = file.api.allow_insecure_http.unwrap_or(false);
         api.retry = RetryPolicy::default();
         if let Some(n) = file.api.max_attempts {
@@ -152,10 +165,15 @@ impl Resolving<'_> {
             }
             api.retry.max_attempts = n;
         }
+        // Unset: the default budget until the server advertises its own limit. Set: the
+        // user's number, held to whatever the server says.
         match file.api.rate_limit_per_minute {
             Some(0) => api.rate_limit_per_minute = None,
-            Some(n) => api.rate_limit_per_minute = Some(n),
-            None => {}
+            Some(n) => {
+                api.rate_limit_per_minute = Some(n);
+                api.rate_limit_from_server = false;
+            }
+            None => api.rate_limit_from_server = true,
         }
         if let Some(hosts) = &file.media.allowed_hosts {
             api.media_allowed_hosts = hosts.clone();
@@ -213,7 +231,21 @@ impl Resolving<'_> {
             }),
             None => None,
         };
-        Ok(MediaConfig { settings, store })
+        let mut spool = crate::run::spool::SpoolSettings::default();
+        if let Some(dir) = &file.media.spool_dir {
+            spool.dir = self.base.join(dir);
+        }
+        if let Some(n) = file.media.spool_max_bytes {
+            if n == 0 {
+                return Err(self.invalid("media.spool_max_bytes", "must be at least 1".to_string()));
+            }
+            spool.max_bytes = n;
+        }
+        Ok(MediaConfig {
+            settings,
+            store,
+            spool,
+        })
     }
 
     /// `[run]`: concurrency, batch and file sizes, and when small executions are combined.

@@ -24,12 +24,16 @@ auth = "bearer"
 timeout = "30s"
 # Longest silence inside a streamed export or media download.
 read_timeout = "60s"
+# A JSON answer (list page, object) must be complete this long after its headers.
+body_timeout = "2m"
 # Allow plain http:// to a host that is not loopback (the token would travel in clear).
 allow_insecure_http = false
 # Attempts per request, the first included (1 = never retry).
 max_attempts = 6
 # Requests per minute for the whole process (Titan's limit is per token); 0 = no limit.
-rate_limit_per_minute = 100
+# Default: unset, which follows the limit the server advertises (X-RateLimit-Limit less
+# 10 %), 100 until it says; a number here is held to whatever the server says.
+# rate_limit_per_minute = 100
 
 [store]
 # Where Parquet, manifests and media go: a path, file://..., memory://,
@@ -90,9 +94,43 @@ max_bytes = 1073741824
 # Hosts other than the API's that media may come from ("cdn.example.com",
 # "*.example.com"); they never get the token.
 allowed_hosts = []
+# Local copy of an export while its media downloads; default: the system temp dir.
+# spool_dir = "/var/tmp/titan"
+# Largest such copy, in bytes; a larger export (with media) fails its execution.
+spool_max_bytes = 10737418240
 # A separate store for media files; default: the [store] above.
 # store = "s3://bucket/media"
 # store_options = { aws_region = "eu-west-1" }
+
+# OpenLineage run events (START, then COMPLETE/FAIL/ABORT). Off unless url or file is set
+# (or OPENLINEAGE_URL); the service's key comes from OPENLINEAGE_API_KEY only.
+[lineage]
+# The lineage service, e.g. Marquez: events are POSTed to <url>/<endpoint>. Default: none.
+# url = "http://marquez:5000"
+# Path of the lineage endpoint under url.
+endpoint = "api/v1/lineage"
+# Also (or instead) append each event as one JSON line to this file. Default: none.
+# file = "lineage.ndjson"
+# The job's namespace (env OPENLINEAGE_NAMESPACE).
+namespace = "default"
+# The job's name. Default: titan_connector.<this file's name without .toml>.
+# job_name = "titan_ingest"
+# Per HTTP attempt.
+timeout = "5s"
+# Attempts per event, the first included: a receiver that is down costs at most
+# max_attempts × timeout plus short pauses, then a warning.
+max_attempts = 3
+
+# Prometheus metrics of each run, in the text exposition format.
+[metrics]
+# Written atomically at the end of a run (--metrics-file wins). Default: none.
+# file = "/var/lib/node_exporter/textfile/titan.prom"
+# Also PUT them to this Pushgateway. Default: none.
+# pushgateway = "http://pushgateway:9091"
+# The Pushgateway job label.
+job = "titan_connector"
+# Per Pushgateway attempt.
+timeout = "5s"
 
 # One table per task; a task only in tasks_file uses the defaults.
 [[tasks]]

@@ -254,3 +254,46 @@ fn combining_is_on_by_default_set_in_mib_and_off_at_zero() {
     .unwrap_err();
     assert!(err.to_string().contains("`run.combine_below_mb`"), "{err}");
 }
+
+/// Issue 13.3, 13.9, 13.10: the new keys, from the file and from the environment.
+#[test]
+fn budget_source_body_timeout_and_spool_keys() {
+    let cfg = load(TASK, &env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(cfg.api.rate_limit_per_minute, Some(100));
+    assert!(cfg.api.rate_limit_from_server, "unset: follow the server");
+    assert_eq!(cfg.api.body_timeout, Duration::from_secs(120));
+    assert_eq!(cfg.media.spool.dir, std::env::temp_dir());
+    assert_eq!(cfg.media.spool.max_bytes, 10 << 30);
+
+    let text = format!(
+        "[api]\nrate_limit_per_minute = 300\nbody_timeout = \"45s\"\n[media]\nspool_dir = \"spool\"\nspool_max_bytes = 1000\n{TASK}"
+    );
+    let cfg = load(&text, &env(&[]), &Overrides::default()).unwrap();
+    assert_eq!(cfg.api.rate_limit_per_minute, Some(300));
+    assert!(!cfg.api.rate_limit_from_server, "set: held to as set");
+    assert_eq!(cfg.api.body_timeout, Duration::from_secs(45));
+    assert_eq!(cfg.media.spool.dir, Path::new("/etc/titan/spool"));
+    assert_eq!(cfg.media.spool.max_bytes, 1000);
+
+    let cfg = load(
+        TASK,
+        &env(&[
+            ("TITAN_CONNECTOR_API_BODY_TIMEOUT", "10s"),
+            ("TITAN_CONNECTOR_MEDIA_SPOOL_DIR", "/scratch"),
+            ("TITAN_CONNECTOR_MEDIA_SPOOL_MAX_BYTES", "5"),
+        ]),
+        &Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(cfg.api.body_timeout, Duration::from_secs(10));
+    assert_eq!(cfg.media.spool.dir, Path::new("/scratch"));
+    assert_eq!(cfg.media.spool.max_bytes, 5);
+
+    for (text, key) in [
+        ("[api]\nbody_timeout = \"0s\"\n", "api.body_timeout"),
+        ("[media]\nspool_max_bytes = 0\n", "media.spool_max_bytes"),
+    ] {
+        let err = load(&format!("{text}{TASK}"), &env(&[]), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains(key), "{err}");
+    }
+}

@@ -62,8 +62,18 @@ pub(crate) struct Columns {
     ready: VecDeque<RecordBatch>,
 }
 
+/// Bytes a row costs each column beyond its value: an i32 offset (the null bit is noise).
+const OFFSET_BYTES: usize = 4;
+
 impl Columns {
+    /// A batch closes at `batch_rows` rows, or once its values reach `batch_bytes`; and it
+    /// never holds more rows than `batch_bytes` of offsets (4 bytes per row and column), so
+    /// a very wide export of empty cells — offsets but no values — stays within the same
+    /// budget as a narrow one (100k columns × 8192 rows would be 3 GiB of offsets).
     pub(crate) fn new(names: &[String], batch_rows: usize, batch_bytes: usize) -> Self {
+        let batch_bytes = batch_bytes.min(MAX_BATCH_BYTES);
+        let by_offsets = batch_bytes / (OFFSET_BYTES * names.len().max(1));
+        let batch_rows = batch_rows.min(by_offsets).max(1);
         let fields: Vec<Field> = names
             .iter()
             .map(|n| Field::new(n.as_str(), DataType::Utf8, true))
@@ -74,7 +84,7 @@ impl Columns {
                 .map(|_| Column::with_capacity(batch_rows, 0))
                 .collect(),
             batch_rows,
-            batch_bytes: batch_bytes.min(MAX_BATCH_BYTES),
+            batch_bytes,
             rows: 0,
             flushed: 0,
             ready: VecDeque::new(),

@@ -8,7 +8,7 @@
 use arrow::record_batch::RecordBatch;
 
 use super::columns::Columns;
-use super::{DecodeError, DecoderOptions, ExportFormat, scan};
+use super::{DecodeError, DecoderOptions, ExportFormat, MAX_COLUMNS, scan};
 
 /// Receives the fields of one record as the parser finds them.
 trait Sink {
@@ -30,18 +30,22 @@ impl Sink for Columns {
     }
 }
 
-/// The header's fields, as raw bytes until validated.
+/// The header's fields, as raw bytes until validated, and how many there were: fields
+/// past [`MAX_COLUMNS`] are counted, not kept.
 #[derive(Default)]
-struct HeaderSink(Vec<Vec<u8>>);
+struct HeaderSink(Vec<Vec<u8>>, usize);
 
 impl Sink for HeaderSink {
     fn put(&mut self, col: usize, bytes: &[u8]) {
         self.end_field(col, true);
-        self.0[col].extend_from_slice(bytes);
+        if let Some(field) = self.0.get_mut(col) {
+            field.extend_from_slice(bytes);
+        }
     }
 
     fn end_field(&mut self, col: usize, _non_null: bool) {
-        while self.0.len() <= col {
+        self.1 = self.1.max(col + 1);
+        while self.0.len() <= col.min(MAX_COLUMNS) {
             self.0.push(Vec::new());
         }
     }
@@ -317,6 +321,7 @@ impl CsvDecoder {
     fn record(&mut self, input: &[u8], eof: bool) -> Result<Option<usize>, DecodeError> {
         let Some(cols) = &mut self.cols else {
             self.header.0.clear();
+            self.header.1 = 0;
             return match parse_record(input, eof, &mut self.header) {
                 Ok(Parsed::Incomplete) => Ok(None),
                 Ok(Parsed::Blank { len }) => Ok(Some(len)),
@@ -400,6 +405,13 @@ impl CsvDecoder {
 
     /// Validates the header just parsed and opens the columns.
     fn set_header(&mut self) -> Result<(), DecodeError> {
+        if self.header.1 > MAX_COLUMNS {
+            return Err(DecodeError::TooManyColumns {
+                format: ExportFormat::Csv,
+                found: self.header.1,
+                limit: MAX_COLUMNS,
+            });
+        }
         let mut names = Vec::with_capacity(self.header.0.len());
         for (i, raw) in self.header.0.drain(..).enumerate() {
             let name =

@@ -90,10 +90,24 @@ pub enum DecodeError {
     /// A CSV header field is not valid UTF-8; `column` is 1-based.
     #[error("CSV header column {column} is not valid UTF-8")]
     HeaderNotUtf8 { column: usize },
+    /// More columns than [`MAX_COLUMNS`] (a CSV header, or a JSON field list): refused
+    /// before any buffer is sized by the count.
+    #[error(
+        "the {format} export has {found} columns, more than the limit of {limit}; a result this wide is refused to protect memory"
+    )]
+    TooManyColumns {
+        format: ExportFormat,
+        found: usize,
+        limit: usize,
+    },
     /// `push`/`finish` after an error or after `finish`: the body must be decoded afresh.
     #[error("the decoder cannot be used any more: {reason}")]
     Closed { reason: &'static str },
 }
+
+/// Most columns an export may have. Titan schemas have tens; a header or key set past this
+/// is hostile or broken, and each column costs buffers per batch.
+pub const MAX_COLUMNS: usize = 10_000;
 
 /// Limits of a decoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,6 +208,11 @@ impl RawDecoder {
     /// keys not listed are ignored).
     pub fn json(fields: Vec<String>, opts: DecoderOptions) -> Self {
         let life = match first_duplicate(&fields) {
+            _ if fields.len() > MAX_COLUMNS => Life::Invalid(DecodeError::TooManyColumns {
+                format: ExportFormat::Json,
+                found: fields.len(),
+                limit: MAX_COLUMNS,
+            }),
             Some((name, first, second)) => Life::Invalid(DecodeError::DuplicateHeader {
                 name,
                 first,

@@ -789,3 +789,58 @@ fn decoder_can_move_between_threads() {
     fn assert_send<T: Send + 'static>() {}
     assert_send::<RawDecoder>();
 }
+
+/// Issue 13.8: rows of many empty cells add offsets but no value bytes, so batches that
+/// closed by value bytes only grew to `batch_rows` × columns × 4 bytes (100k columns:
+/// 3 GiB). A batch now also closes by its offsets: here 400 kB / (10,000 × 4) = 10 rows.
+#[test]
+fn wide_rows_of_empty_cells_close_batches_by_their_offsets() {
+    let cols = MAX_COLUMNS;
+    let header: Vec<String> = (0..cols).map(|i| format!("c{i}")).collect();
+    let mut body = header.join(",");
+    body.push('\n');
+    let empty_row = ",".repeat(cols - 1);
+    for _ in 0..25 {
+        body.push_str(&empty_row);
+        body.push('\n');
+    }
+    let opts = DecoderOptions {
+        batch_rows: 8192,
+        batch_bytes: 400_000,
+        ..DecoderOptions::default()
+    };
+    let batches = decode_in(RawDecoder::csv(opts), body.as_bytes(), 1 << 16).expect("decodes");
+    let rows: Vec<usize> = batches.iter().map(RecordBatch::num_rows).collect();
+    assert_eq!(rows, [10, 10, 5]);
+    assert!(batches.iter().all(|b| b.num_columns() == cols));
+    assert!(batches[0].column(0).is_null(0));
+}
+
+/// Issue 13.8: a CSV header or JSON field list past `MAX_COLUMNS` is refused with a clear
+/// error before any buffer is sized by it.
+#[test]
+fn more_columns_than_the_cap_is_a_clear_error() {
+    let header: Vec<String> = (0..=MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+    let body = format!("{}\n1{}\n", header.join(","), ",".repeat(MAX_COLUMNS));
+    let err = decode_in(RawDecoder::csv(opts(10)), body.as_bytes(), 4096).expect_err("too wide");
+    assert_eq!(
+        err.to_string(),
+        "the csv export has 10001 columns, more than the limit of 10000; a result this wide is refused to protect memory"
+    );
+    let err = decode_in(RawDecoder::json(header, opts(10)), b"[]", 0).expect_err("too wide");
+    assert!(
+        matches!(
+            err,
+            DecodeError::TooManyColumns {
+                format: ExportFormat::Json,
+                found: 10_001,
+                limit: 10_000
+            }
+        ),
+        "{err:?}"
+    );
+    // At the cap exactly, both decode.
+    let header: Vec<String> = (0..MAX_COLUMNS).map(|i| format!("c{i}")).collect();
+    let body = format!("{}\n", header.join(","));
+    assert!(decode_in(RawDecoder::csv(opts(10)), body.as_bytes(), 0).is_ok());
+}

@@ -60,6 +60,9 @@ pub struct RejectStats {
     pub by_column: BTreeMap<String, u64>,
     /// Rejects per reason code (`syntax`, `null`, …).
     pub by_reason: BTreeMap<String, u64>,
+    /// Rejected rows per reason code of the row's first failing column (the reason its
+    /// quarantine record leads with): these add up to `rejected_rows`.
+    pub rows_by_reason: BTreeMap<String, u64>,
 }
 
 impl RejectStats {
@@ -72,6 +75,10 @@ impl RejectStats {
             if last_row != Some(r.row) {
                 self.rejected_rows += 1;
                 last_row = Some(r.row);
+                *self
+                    .rows_by_reason
+                    .entry(r.reason.code().to_owned())
+                    .or_default() += 1;
             }
             *self.by_column.entry(r.column.clone()).or_default() += 1;
             *self
@@ -152,6 +159,34 @@ mod tests {
         assert_eq!(p.max_reject_ratio, None);
         assert!(serde_json::from_str::<RejectPolicy>(r#"{"on_bad_row": "drop"}"#).is_err());
         assert!(serde_json::from_str::<RejectPolicy>(r#"{"max_ratio": 1}"#).is_err());
+    }
+
+    #[test]
+    fn each_rejected_row_counts_once_under_its_first_reason() {
+        let mut stats = RejectStats::default();
+        stats.record(
+            10,
+            &[
+                reject(2, "price", RejectReason::Syntax),
+                reject(2, "name", RejectReason::Null),
+                reject(5, "name", RejectReason::Null),
+                reject(5, "price", RejectReason::Syntax),
+                reject(7, "price", RejectReason::Syntax),
+            ],
+        );
+        stats.record(4, &[reject(1, "day", RejectReason::InvalidDateTime)]);
+        let rows: Vec<(&str, u64)> = stats
+            .rows_by_reason
+            .iter()
+            .map(|(k, v)| (k.as_str(), *v))
+            .collect();
+        assert_eq!(rows, [("invalid_date_time", 1), ("null", 1), ("syntax", 2)]);
+        assert_eq!(
+            stats.rows_by_reason.values().sum::<u64>(),
+            stats.rejected_rows
+        );
+        // Per column value, a row failing twice counts under both reasons.
+        assert_eq!((stats.by_reason["syntax"], stats.by_reason["null"]), (3, 2));
     }
 
     #[test]

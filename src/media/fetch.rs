@@ -38,6 +38,15 @@ pub enum FetchError {
     /// The body ended cleanly but shorter or longer than its `Content-Length`.
     #[error("media body had {received} bytes, `Content-Length` announced {expected}")]
     LengthMismatch { expected: u64, received: u64 },
+    /// 401/403 on this file's link (an expired or revoked media link) while the API
+    /// accepted the token on one of its own routes just before or after: the file's
+    /// failure, not the run's. Deliberately not `Api`, so nothing upstream reads it as a
+    /// rejected token.
+    #[error("media link refused, the token is valid: {source}")]
+    LinkRefused {
+        #[source]
+        source: Box<ApiError>,
+    },
 }
 
 impl FetchError {
@@ -46,6 +55,7 @@ impl FetchError {
         match self {
             FetchError::Api(e) => matches!(e, ApiError::StreamBroken { .. }),
             FetchError::LengthMismatch { .. } => true,
+            FetchError::LinkRefused { .. } => false,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod layout;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arrow::array::{ArrayRef, AsArray};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -30,6 +31,11 @@ use column::Outcome;
 pub use fetch::FetchError;
 use fetch::{Failure, Target};
 pub use known::KnownMedia;
+
+/// After the API accepted the token on one of its routes, media 401/403s within this window
+/// are taken as per-file failures without asking it again (one cheap request per window,
+/// however many links have expired).
+const TOKEN_CONFIRMED_FOR: Duration = Duration::from_secs(30);
 
 /// Default number of media downloads in flight across a whole run.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -115,7 +121,8 @@ pub enum MediaError {
     #[error("column `{column}` is marked as media but has type {data_type}; expected Utf8")]
     ColumnType { column: String, data_type: DataType },
     /// A file could not be fetched and the policy is `fail`, or the API refused the
-    /// credentials (401/403 from the API origin), which fails under either policy.
+    /// credentials (a media 401/403 from the API origin that an API route then confirmed
+    /// with its own 401/403), which fails under either policy.
     #[error("execution {execution_id}: media `{value}`: {source}")]
     Fetch {
         execution_id: String,
@@ -168,6 +175,8 @@ struct Inner {
     permits: Semaphore,
     api_origin: url::Origin,
     stats: Counters,
+    /// When an API route last accepted the token after a media 401/403.
+    token_confirmed: std::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -204,6 +213,7 @@ impl MediaFetcher {
                 settings,
                 api_origin,
                 stats: Counters::default(),
+                token_confirmed: std::sync::Mutex::new(None),
             }),
             part_size: fetch::DEFAULT_PART_SIZE,
         }
@@ -386,7 +396,21 @@ impl MediaFetcher {
                     });
                 }
                 Err(Failure::Fetch(source)) => {
-                    if inner.settings.on_error == MediaErrorPolicy::Fail || is_credential(&source) {
+                    let source = if is_credential(&source) {
+                        match self.judge_token(execution_id, source).await {
+                            Ok(per_file) => per_file,
+                            Err(rejected) => {
+                                return Err(MediaError::Fetch {
+                                    execution_id: execution_id.to_owned(),
+                                    value: layout::display_value(value),
+                                    source: FetchError::Api(rejected),
+                                });
+                            }
+                        }
+                    } else {
+                        source
+                    };
+                    if inner.settings.on_error == MediaErrorPolicy::Fail {
                         return Err(MediaError::Fetch {
                             execution_id: execution_id.to_owned(),
                             value: layout::display_value(value),
@@ -407,6 +431,47 @@ impl MediaFetcher {
             }
         }
         Ok(out)
+    }
+
+    /// A media 401/403 from the API origin: an expired link, or a rejected token? The API
+    /// routes judge the token: one `GET /executions/:id` (skipped when one succeeded in the
+    /// last [`TOKEN_CONFIRMED_FOR`]). Accepted → `Ok` with the file's own failure
+    /// ([`FetchError::LinkRefused`]); refused with 401/403 → `Err` with that error, which
+    /// stops the run. Any other answer proves nothing against the token: the file fails.
+    async fn judge_token(
+        &self,
+        execution_id: &str,
+        media_failure: FetchError,
+    ) -> Result<FetchError, ApiError> {
+        let FetchError::Api(media_err) = media_failure else {
+            return Ok(media_failure);
+        };
+        let per_file = |source| {
+            Ok(FetchError::LinkRefused {
+                source: Box::new(source),
+            })
+        };
+        let lock = || {
+            self.inner
+                .token_confirmed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if lock().is_some_and(|at| at.elapsed() < TOKEN_CONFIRMED_FOR) {
+            return per_file(media_err);
+        }
+        match self.inner.client.get_execution(execution_id).await {
+            Ok(_) => {
+                *lock() = Some(Instant::now());
+                debug!(
+                    execution_id,
+                    "The API accepts the token: a media 401/403 is that file's failure"
+                );
+                per_file(media_err)
+            }
+            Err(e) if e.kind() == crate::api::ApiErrorKind::Auth => Err(e),
+            Err(_) => per_file(media_err),
+        }
     }
 
     /// One file under one download permit.
@@ -450,8 +515,9 @@ impl MediaFetcher {
     }
 }
 
-/// 401/403 on a request to the API origin: the token or its scopes are wrong, which no
-/// per-file record can fix. (API-origin routes are paths; foreign hosts' start with a scheme.)
+/// 401/403 on a request to the API origin: an expired link or a rejected token, which
+/// [`MediaFetcher::judge_token`] tells apart. (API-origin routes are paths; foreign hosts'
+/// start with a scheme.)
 fn is_credential(e: &FetchError) -> bool {
     match e {
         FetchError::Api(

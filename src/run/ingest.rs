@@ -151,6 +151,7 @@ async fn ingest(
     }
     manifest.rejected_rows = transcoded.rejects.rejected_rows;
     report.rejected_rows = transcoded.rejects.rejected_rows;
+    report.rejected_by_reason = transcoded.rejects.rows_by_reason.clone();
     let staged = Staged {
         key,
         parts,
@@ -343,7 +344,7 @@ async fn transcode_export(
             .await
             .map_err(failed);
     }
-    let spool = Spool::fill(&std::env::temp_dir(), execution_id, body)
+    let spool = Spool::fill(&ctx.cfg.media.spool, execution_id, body)
         .await
         .map_err(|e| failed(TranscodeError::Source(e)))?;
     let body = spool

@@ -14,6 +14,7 @@ mod claim;
 pub mod error;
 mod flush;
 mod ingest;
+pub mod spool;
 pub mod transcode;
 
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,8 @@ use crate::map::RejectPolicy;
 use crate::media::MediaFetcher;
 use crate::progress::Progress;
 use crate::report::{
-    ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals, now_rfc3339,
+    DatasetReport, ExecutionReport, Outcome, REPORT_VERSION, RunReport, TaskFailure, Totals,
+    now_rfc3339,
 };
 use crate::schema::{EvolutionPolicy, TargetSchema};
 use crate::sink::binding;
@@ -81,9 +83,21 @@ pub async fn run_with_progress(
     shutdown: CancellationToken,
     progress: Progress,
 ) -> Result<RunReport, RunError> {
+    run_as(cfg, shutdown, progress, uuid::Uuid::now_v7()).await
+}
+
+/// [`run_with_progress`] under a run id chosen by the caller, so that what is announced
+/// before the run (the OpenLineage START event) names the run the report describes. The
+/// report's `run_id` is this UUID without hyphens.
+pub async fn run_as(
+    cfg: &Config,
+    shutdown: CancellationToken,
+    progress: Progress,
+    run_uuid: uuid::Uuid,
+) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let started_at = now_rfc3339();
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let run_id = run_uuid.simple().to_string();
     let client = TitanClient::new(cfg.api.clone())?;
     let store = Store::open(&cfg.store)?;
     let sink: Arc<dyn Sink> = Arc::new(FolderSink::new(store.clone()));
@@ -151,6 +165,16 @@ pub async fn run_with_progress(
                 })?;
         }
     }
+    let mut datasets = Vec::new();
+    for planned in &planned_tasks {
+        DatasetReport::add(
+            &mut datasets,
+            &planned.dataset,
+            &planned.spec.id,
+            &planned.schema,
+        );
+    }
+    let plan_ms = started.elapsed().as_millis() as u64;
     for planned in planned_tasks {
         let info = Arc::new(PlannedTaskInfo {
             task_id: planned.spec.id.clone(),
@@ -256,9 +280,14 @@ pub async fn run_with_progress(
         finished_at: now_rfc3339(),
         duration_ms: started.elapsed().as_millis() as u64,
         store: sink.url().to_string(),
+        datasets,
         totals: Totals {
             api_requests: stats.requests,
             api_retries: stats.retries,
+            api_retries_by_cause: stats.retries_by_cause,
+            api_rate_limited: stats.rate_limited,
+            api_throttled_ms: stats.throttled_ms,
+            plan_ms,
             media: media_stats,
             ..Totals::default()
         },
@@ -366,27 +395,11 @@ async fn process(ctx: &Ctx, item: WorkItem) -> Result<Vec<ExecutionReport>, RunE
 /// The report of an execution before anything is done to it (outcome `already_ingested`,
 /// no rows); callers set what happened.
 fn base_report(task: &PlannedTaskInfo, execution: &Execution) -> ExecutionReport {
-    ExecutionReport {
-        task_id: task.task_id.clone(),
-        execution_id: execution.id.clone(),
-        dataset: task.dataset.clone(),
-        outcome: Outcome::AlreadyIngested,
-        execution_status: Some(execution.status.as_str().to_string()),
-        rows: 0,
-        records_read: 0,
-        source_record_count: None,
-        files: vec![],
-        bytes: 0,
-        wait_ms: 0,
-        ingest_ms: 0,
-        retries: 0,
-        rejected_rows: 0,
-        media_files: 0,
-        media_failed: 0,
-        columns_added: vec![],
-        fields_ignored: vec![],
-        fields_missing: vec![],
-        error: None,
-        leased_by: None,
-    }
+    ExecutionReport::new(
+        &task.task_id,
+        &execution.id,
+        &task.dataset,
+        Outcome::AlreadyIngested,
+        execution.status.as_str(),
+    )
 }

@@ -12,8 +12,6 @@
 //! A failure in any stage stops the others: a closed channel is how a stage learns that
 //! its neighbour gave up, and the first real error is the one reported.
 
-use std::path::{Path, PathBuf};
-
 use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -29,6 +27,8 @@ use crate::map::{
 use crate::media::{KnownMedia, MediaError, MediaFetcher, MediaRecord};
 use crate::progress::ExecProgress;
 use crate::sink::parquet::{ExecutionWriter, WriteError};
+
+pub use super::spool::{Spool, SpoolSettings};
 
 /// Chunk groups in flight between the source and the decoder.
 const CHUNK_DEPTH: usize = 4;
@@ -49,6 +49,9 @@ pub enum SourceError {
     Api(#[from] crate::api::ApiError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The local copy of the export (with media) failed or reached its cap.
+    #[error(transparent)]
+    Spool(#[from] super::spool::SpoolError),
 }
 
 /// Why a transcode stopped.
@@ -322,53 +325,6 @@ pub fn file_body(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, std:
         }
     })
     .boxed()
-}
-
-/// An export copied to a local file before it is decoded.
-///
-/// Needed when media is fetched: while a batch's media downloads, the decoder stops
-/// pulling and the HTTP body would sit unread past the read timeout. The file is deleted
-/// when this is dropped.
-pub struct Spool {
-    path: PathBuf,
-}
-
-impl Spool {
-    /// Copies `body` into a new file in `dir`.
-    pub async fn fill<E>(
-        dir: &Path,
-        name: &str,
-        body: BoxStream<'static, Result<Bytes, E>>,
-    ) -> Result<Spool, SourceError>
-    where
-        E: Into<SourceError>,
-    {
-        let path = dir.join(format!(
-            "titan-connector-{}-{name}.spool",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let spool = Spool { path };
-        let mut file = tokio::fs::File::create(&spool.path).await?;
-        let mut body = body;
-        while let Some(chunk) = body.next().await {
-            file.write_all(&chunk.map_err(Into::into)?).await?;
-        }
-        file.flush().await?;
-        Ok(spool)
-    }
-
-    /// The spooled bytes as a stream.
-    pub async fn body(
-        &self,
-    ) -> Result<BoxStream<'static, Result<Bytes, std::io::Error>>, std::io::Error> {
-        Ok(file_body(tokio::fs::File::open(&self.path).await?))
-    }
-}
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 #[cfg(test)]

@@ -175,7 +175,9 @@ impl TargetSchema {
 /// as the decoder does: a wrapper key holding an array before any of `fields`), in
 /// first-seen order. A record cut off by the end of `body_prefix` is not counted, so pass
 /// the first chunk(s) of the body — e.g. up to 1 MiB — before starting the decoder.
-/// Reserved `_titan_` keys are reported too (the caller's policy decides).
+/// Reserved `_titan_` keys are reported too (the caller's policy decides). At most
+/// `MAX_COLUMNS + 1` keys are collected: one more than a decoder accepts, so the caller
+/// still fails with a clear error, without the scan growing with a hostile key set.
 pub fn json_record_keys(body_prefix: &[u8], fields: &[String], max_records: usize) -> Vec<String> {
     let valid = match std::str::from_utf8(body_prefix) {
         Ok(s) => s,
@@ -184,6 +186,10 @@ pub fn json_record_keys(body_prefix: &[u8], fields: &[String], max_records: usiz
     let text = valid.strip_prefix('\u{feff}').unwrap_or(valid);
     let mut sc = Scanner::new(text);
     let mut keys: Vec<String> = Vec::new();
+    // Membership by hash: a 1 MiB prefix can hold ~95k distinct keys, and a scan of the
+    // list for each was quadratic in them.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let cap = crate::decode::MAX_COLUMNS + 1;
     let mut records = 0usize;
     let mut in_array = false;
     match sc.peek() {
@@ -215,7 +221,10 @@ pub fn json_record_keys(body_prefix: &[u8], fields: &[String], max_records: usiz
         }
         records += 1;
         for k in row {
-            if !keys.contains(&k) {
+            if keys.len() >= cap {
+                return keys;
+            }
+            if seen.insert(k.clone()) {
                 keys.push(k);
             }
         }
@@ -414,6 +423,32 @@ mod tests {
             serde_json::from_str::<EvolutionPolicy>("{}").unwrap(),
             EvolutionPolicy::default()
         );
+    }
+
+    #[test]
+    fn json_keys_of_a_hostile_prefix_are_scanned_in_linear_time_and_capped() {
+        // ~95k distinct keys in 1 MiB, spread over rows of 1000 keys each.
+        let mut body = String::from("[");
+        let mut n = 0;
+        while body.len() < (1 << 20) - 20_000 {
+            body.push_str(if n == 0 { "{" } else { ",{" });
+            for k in 0..1000 {
+                if k > 0 {
+                    body.push(',');
+                }
+                body.push_str(&format!("\"k{}\":0", n * 1000 + k));
+            }
+            body.push('}');
+            n += 1;
+        }
+        assert!(n * 1000 > 70_000, "{n}");
+        let started = std::time::Instant::now();
+        let keys = json_record_keys(body.as_bytes(), &[], usize::MAX);
+        let elapsed = started.elapsed();
+        assert_eq!(keys.len(), crate::decode::MAX_COLUMNS + 1);
+        assert_eq!(keys[0], "k0");
+        assert_eq!(keys[crate::decode::MAX_COLUMNS], "k10000");
+        assert!(elapsed < std::time::Duration::from_secs(2), "{elapsed:?}");
     }
 
     #[test]

@@ -49,7 +49,14 @@ pub async fn dataset_for(
     record: bool,
 ) -> Result<String, StoreError> {
     let path = binding_path(task_id);
-    if let Some(existing) = read(store, &path).await?
+    let existing = read(store, &path).await?;
+    if let (Some(existing), Some(configured)) = (&existing, configured)
+        && existing.dataset == configured
+    {
+        // Already recorded: no write, so a re-run changes nothing in the store.
+        return Ok(existing.dataset.clone());
+    }
+    if let Some(existing) = existing
         && configured.is_none()
     {
         if existing.dataset != derived {

@@ -30,25 +30,6 @@ pub struct StoreConfig {
     pub options: Vec<(String, String)>,
 }
 
-/// Option values are credentials more often than not (`aws_secret_access_key`,
-/// `azure_storage_account_key`, SAS tokens): `Debug` shows the keys only, and the URL
-/// without user info or query.
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("url", &redact_url(&self.url))
-            .field(
-                "options",
-                &self
-                    .options
-                    .iter()
-                    .map(|(k, _)| (k.as_str(), "[redacted]"))
-                    .collect::<Vec<_>>(),
-            )
-            .finish()
-    }
-}
-
 /// Errors of the store layer; each names the store and the object.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -448,6 +429,49 @@ fn parse_connection_string(cs: &str) -> Result<Vec<(AzureConfigKey, String)>, St
 }
 
 /// Drops any user:password and query (SAS tokens, signatures) from a URL before showing it.
+/// Backend options whose values are safe to show: where the store is, never how to get
+/// in. Every other option (keys, secrets, tokens, SAS, service-account JSON, and any
+/// option we do not know) is shown as `[redacted]`, so a credential never reaches a log
+/// line; the URL is shown without user info or query.
+const SHOWN_OPTIONS: &[&str] = &[
+    "aws_region",
+    "region",
+    "aws_endpoint",
+    "aws_endpoint_url",
+    "endpoint",
+    "endpoint_url",
+    "aws_allow_http",
+    "allow_http",
+    "aws_virtual_hosted_style_request",
+    "virtual_hosted_style_request",
+    "aws_bucket",
+    "bucket",
+    "google_bucket",
+    "azure_storage_account_name",
+    "account_name",
+    "azure_container_name",
+    "container_name",
+    "azure_use_emulator",
+    "use_emulator",
+];
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let options: Vec<(&str, &str)> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                let shown = SHOWN_OPTIONS.contains(&k.to_ascii_lowercase().as_str());
+                (k.as_str(), if shown { v.as_str() } else { "[redacted]" })
+            })
+            .collect();
+        f.debug_struct("StoreConfig")
+            .field("url", &redact_url(&self.url))
+            .field("options", &options)
+            .finish()
+    }
+}
+
 pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
@@ -466,6 +490,33 @@ mod tests {
             url: Url::parse(url).unwrap(),
             options: vec![],
         }
+    }
+
+    #[test]
+    fn debug_hides_credential_options_and_url_secrets() {
+        let cfg = StoreConfig {
+            url: Url::parse("s3://user:pw-SECRET@bucket/prefix?sig=SECRET").unwrap(),
+            options: vec![
+                ("aws_region".into(), "eu-west-1".into()),
+                ("aws_access_key_id".into(), "AKIA-SECRET".into()),
+                ("aws_secret_access_key".into(), "SECRET-key".into()),
+                ("aws_session_token".into(), "SECRET-token".into()),
+                ("azure_storage_sas_key".into(), "SECRET-sas".into()),
+                ("google_service_account_key".into(), "{SECRET}".into()),
+                ("some_future_option".into(), "SECRET?".into()),
+                ("AWS_ENDPOINT".into(), "http://127.0.0.1:9000".into()),
+            ],
+        };
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert_eq!(
+            format!("{cfg:?}"),
+            "StoreConfig { url: \"s3://bucket/prefix\", options: [(\"aws_region\", \"eu-west-1\"), \
+             (\"aws_access_key_id\", \"[redacted]\"), (\"aws_secret_access_key\", \"[redacted]\"), \
+             (\"aws_session_token\", \"[redacted]\"), (\"azure_storage_sas_key\", \"[redacted]\"), \
+             (\"google_service_account_key\", \"[redacted]\"), (\"some_future_option\", \"[redacted]\"), \
+             (\"AWS_ENDPOINT\", \"http://127.0.0.1:9000\")] }"
+        );
     }
 
     #[tokio::test]

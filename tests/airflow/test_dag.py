@@ -157,3 +157,51 @@ def test_the_token_never_shows_in_logs_or_rendered_fields(airflow, retried):
     logs = [p for p in airflow.home.rglob("*.log") if p.is_file()]
     assert logs
     assert not [p for p in logs if TOKEN in p.read_text(errors="replace")]
+
+
+@pytest.fixture(scope="module")
+def with_lineage(airflow, tmp_path_factory):
+    """One DAG run with Airflow's OpenLineage provider on (its events to a file) and the
+    connector's lineage on (its events to another file)."""
+    work = tmp_path_factory.mktemp("lineage")
+    ours, theirs = work / "connector.ndjson", work / "airflow.ndjson"
+    proc, run_id = airflow.dags_test(
+        {"shards": 2, "store": str(work / "lake")},
+        env={
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "airflow-test",
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
+                {"type": "file", "log_file_path": str(theirs), "append": True}
+            ),
+            "TITAN_CONNECTOR_LINEAGE_FILE": str(ours),
+            "TITAN_DAG_RETRIES": "0",
+        },
+    )
+    return {"proc": proc, "run_id": run_id, "ours": ours, "theirs": theirs}
+
+
+def read_events(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_the_connectors_runs_hang_under_their_airflow_task_instances(airflow, with_lineage):
+    ours = read_events(with_lineage["ours"])
+    # Two shards, each a START and an end event, each under its own task instance.
+    assert sorted(e["eventType"] for e in ours).count("START") == 2, airflow.logs
+    assert len(ours) == 4, ours
+    parents = {}
+    for e in ours:
+        parent = e["run"]["facets"]["parent"]
+        assert parent["job"] == {"namespace": "airflow-test", "name": "titan_ingest.ingest"}, parent
+        assert parent["root"]["job"] == {"namespace": "airflow-test", "name": "titan_ingest"}
+        parents.setdefault(e["run"]["runId"], set()).add(parent["run"]["runId"])
+    # Each connector run has one parent, and the two shards have different ones.
+    assert all(len(p) == 1 for p in parents.values()), parents
+    assert len({next(iter(p)) for p in parents.values()}) == 2, parents
+    # Those parents are the runs Airflow itself reported for its `ingest` task instances,
+    # and the root is its DAG run.
+    theirs = read_events(with_lineage["theirs"])
+    airflow_ingest = {e["run"]["runId"] for e in theirs if e["job"]["name"] == "titan_ingest.ingest"}
+    airflow_dag = {e["run"]["runId"] for e in theirs if e["job"]["name"] == "titan_ingest"}
+    assert {next(iter(p)) for p in parents.values()} <= airflow_ingest, theirs
+    roots = {e["run"]["facets"]["parent"]["root"]["run"]["runId"] for e in ours}
+    assert len(roots) == 1 and roots <= airflow_dag, (roots, airflow_dag)

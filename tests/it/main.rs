@@ -11,6 +11,8 @@ mod e2e;
 mod evolution;
 mod faults;
 mod golden;
+mod lineage;
 mod media;
+mod reliability;
 mod stores;
 mod util;

@@ -295,8 +295,12 @@ async fn redirects_to_another_origin_never_carry_the_token() {
     let api = format!("http://localhost:{}", sim.addr().port());
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
+    // Redirect targets pass the media host policy: the CDN's host must be listed.
+    let mut cfg = ApiConfig::new(Url::parse(&api).unwrap(), Token::new(TOKEN).unwrap());
+    cfg.rate_limit_per_minute = None;
+    cfg.media_allowed_hosts = vec!["127.0.0.1".into()];
     let fetcher = MediaFetcher::new(
-        client(&api, None),
+        TitanClient::new(cfg).unwrap(),
         store.clone(),
         settings(MediaLayout::ByExecution, MediaErrorPolicy::Record),
     );
@@ -566,7 +570,9 @@ async fn a_second_pass_downloads_only_what_is_not_stored_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_addressed_layout_stores_identical_bytes_once_across_executions() {
-    let (sim, sc) = start(false).await;
+    // The simulator redirects downloads to the CDN form `/media/<exec>/<id>?token=` on
+    // its own origin.
+    let (sim, sc) = start(true).await;
     let base = sim.base_url();
     let dir = tempfile::tempdir().unwrap();
     let store = local_store(dir.path());
@@ -576,19 +582,62 @@ async fn content_addressed_layout_stores_identical_bytes_once_across_executions(
         settings(MediaLayout::ContentAddressed, MediaErrorPolicy::Record),
     );
     // exec-b's rows link to the same files as exec-a's (e.g. a re-scrape of the same
-    // page): same bytes, so one stored copy.
+    // page): same bytes, so one stored copy. They link through the CDN form, since a
+    // value on the API origin may only name a download route of its own execution.
     let rows: Vec<u64> = (0..15).collect();
     let a = sim_batch(&sc, "exec-a", &rows, &base);
     let (out_a, rec_a) = fetcher
         .resolve_batch(&a, TASK, "exec-a", &KnownMedia::empty())
         .await
         .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut cdn_of = BTreeMap::new();
+    for &r in &rows {
+        for col in [IMAGE, THUMB] {
+            if let Some(v) = sim_value(&sc, "exec-a", r, col, &base) {
+                let resp = http.get(&v).bearer_auth(TOKEN).send().await.unwrap();
+                let loc = resp.headers()["location"].to_str().unwrap().to_owned();
+                cdn_of.insert(v, loc);
+            }
+        }
+    }
+    let cdn_col = |col| {
+        rows.iter()
+            .map(|&r| sim_value(&sc, "exec-a", r, col, &base).map(|v| cdn_of[&v].clone()))
+            .collect()
+    };
+    let b = batch(
+        rows.iter().map(|&r| r as i64).collect(),
+        vec![("image", cdn_col(IMAGE)), ("thumb", cdn_col(THUMB))],
+    );
     let (out_b, rec_b) = fetcher
-        .resolve_batch(&a, TASK, "exec-b", &KnownMedia::empty())
+        .resolve_batch(&b, TASK, "exec-b", &KnownMedia::empty())
         .await
         .unwrap();
-    assert_eq!(out_a, out_b);
-    assert_eq!(rec_a, rec_b);
+    // Same files, only the links differ.
+    let without_url = |recs: &[MediaRecord]| -> Vec<MediaRecord> {
+        recs.iter()
+            .map(|r| MediaRecord {
+                url: String::new(),
+                ..r.clone()
+            })
+            .collect()
+    };
+    assert_eq!(without_url(&rec_a), without_url(&rec_b));
+    for (i, _) in rows.iter().enumerate() {
+        for name in ["image", "thumb"] {
+            let strip = |c: Option<BTreeMap<String, Option<String>>>| {
+                c.map(|mut m| {
+                    m.remove("url");
+                    m
+                })
+            };
+            assert_eq!(strip(cell(&out_a, name, i)), strip(cell(&out_b, name, i)));
+        }
+    }
     let mut cas_paths = BTreeSet::new();
     for (i, &r) in rows.iter().enumerate() {
         for (name, col) in [("image", IMAGE), ("thumb", THUMB)] {
@@ -802,5 +851,105 @@ async fn a_rejected_token_fails_the_batch_even_under_record() {
         "{err}"
     );
     assert_eq!(fetcher.stats().failed, 0);
+    sim.shutdown().await;
+}
+
+/// Issue 13.1: an expired link (403 on the media route while the API routes accept the
+/// token) is that file's failure — recorded in the row and counted — and the token is
+/// judged by one API request, not by the media route. Under `fail` the batch fails with a
+/// per-file error that does not read as a rejected token (so the run does not stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_media_link_is_that_files_failure_not_a_rejected_token() {
+    let mut sc = scenario(false);
+    sc.expired_media_rate = 0.25;
+    let sim = sim::start(sc.clone(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = sim.base_url();
+    let rows: Vec<u64> = (0..40).collect();
+    let expired: Vec<u64> = rows
+        .iter()
+        .copied()
+        .filter(|&r| {
+            sim_value(&sc, "exec-a", r, IMAGE, &base).is_some()
+                && sc.media_expired("exec-a", &data::media_id(r, IMAGE))
+        })
+        .collect();
+    assert!(
+        (3..30).contains(&expired.len()),
+        "some, not all, expired: {expired:?}"
+    );
+    let input = batch(
+        rows.iter().map(|&r| r as i64).collect(),
+        vec![(
+            "image",
+            rows.iter()
+                .map(|&r| sim_value(&sc, "exec-a", r, IMAGE, &base))
+                .collect(),
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fetcher = MediaFetcher::new(
+        client(&base, None),
+        local_store(dir.path()),
+        settings(MediaLayout::ByExecution, MediaErrorPolicy::Record),
+    );
+    let (out, records) = fetcher
+        .resolve_batch(&input, TASK, "exec-a", &KnownMedia::empty())
+        .await
+        .expect("expired links do not fail the batch under `record`");
+    for (i, &r) in rows.iter().enumerate() {
+        let want = expected(&sc, "exec-a", r, IMAGE, &base);
+        let got = cell(&out, "image", i);
+        match want {
+            None => assert_eq!(got, None, "row {r}"),
+            Some((rec, _)) if expired.contains(&r) => {
+                let got = got.unwrap();
+                assert_eq!(got["url"].as_deref(), Some(rec.url.as_str()));
+                assert_eq!((&got["path"], &got["sha256"]), (&None, &None), "row {r}");
+                let err = got["error"].clone().unwrap();
+                assert!(
+                    err.starts_with("media link refused, the token is valid: GET ")
+                        && err.contains("forbidden (HTTP 403, FORBIDDEN: media link has expired)"),
+                    "{err}"
+                );
+            }
+            Some((rec, _)) => assert_eq!(got, Some(as_cell(&rec)), "row {r}"),
+        }
+    }
+    let stats = fetcher.stats();
+    assert_eq!(stats.failed as usize, expired.len());
+    assert_eq!(records.len() as u64, stats.downloaded);
+    // The token was judged once by an API route, not once per expired link.
+    assert_eq!(count(&sim, |r| r.path == "/api/v1/executions/exec-a"), 1);
+
+    // Under `fail`: the execution fails with the file's error, which is not `Auth`.
+    let fail = MediaFetcher::new(
+        client(&base, None),
+        local_store(dir.path()),
+        settings(MediaLayout::ByExecution, MediaErrorPolicy::Fail),
+    );
+    let one = batch(
+        vec![0],
+        vec![(
+            "image",
+            vec![sim_value(&sc, "exec-a", expired[0], IMAGE, &base)],
+        )],
+    );
+    let err = fail
+        .resolve_batch(&one, TASK, "exec-a", &KnownMedia::empty())
+        .await
+        .expect_err("fail policy");
+    assert!(err.api_error().is_none(), "{err}");
+    assert!(
+        matches!(
+            &err,
+            MediaError::Fetch {
+                source: FetchError::LinkRefused { source },
+                ..
+            } if source.kind() == ApiErrorKind::Auth
+        ),
+        "{err:?}"
+    );
     sim.shutdown().await;
 }

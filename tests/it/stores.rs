@@ -456,6 +456,8 @@ async fn binary_run(store_url: &str, env: &[(&str, String)], options: &[(String,
     assert_eq!(
         data,
         vec![
+            // The task's dataset, fixed at its first ingest (see `sink::binding`).
+            "_titan/tasks/task-products.json".to_string(),
             "product_monitor/_manifests/task-products/exec-p1.json".to_string(),
             part.to_string(),
         ]

@@ -406,6 +406,13 @@ fn media_response(st: &SimState, exec_id: &str, media_id: &str) -> Response {
 
 async fn media(State(st): St, Path((id, media_id)): Path<(String, String)>) -> ApiResult {
     media_cell(&st, &id, &media_id)?;
+    if st.scenario.media_expired(&id, &media_id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+            "media link has expired",
+        ));
+    }
     if st.scenario.media_redirect {
         let token = cdn_token(st.scenario.seed, &st.scenario.token, &id, &media_id);
         let location = format!("{}/media/{id}/{media_id}?token={token}", st.base_url);
@@ -440,6 +447,9 @@ async fn cdn_media(
             );
         }
         None => return cdn_err(StatusCode::UNAUTHORIZED, "missing media token".into()),
+    }
+    if st.scenario.media_expired(&id, &media_id) {
+        return cdn_err(StatusCode::FORBIDDEN, "media link has expired".into());
     }
     match media_cell(&st, &id, &media_id) {
         Ok(_) => media_response(&st, &id, &media_id),

@@ -73,6 +73,12 @@ pub struct Scenario {
     /// Media download answers 302 to a CDN-style `/media/...?token=` URL instead of bytes.
     #[serde(default)]
     pub media_redirect: bool,
+    /// Share (0–1) of media links that have expired: their download route (and CDN URL)
+    /// answers 403 `FORBIDDEN` "media link has expired", while every other route accepts
+    /// the token. Which links, is a seeded function of (execution, media id): see
+    /// [`Scenario::media_expired`].
+    #[serde(default)]
+    pub expired_media_rate: f64,
     /// Seeded fault injection; every rate defaults to 0 (no faults).
     #[serde(default)]
     pub faults: FaultConfig,
@@ -198,6 +204,7 @@ impl Default for Scenario {
             page_default: default_page_default(),
             list_shape: ListShape::default(),
             media_redirect: false,
+            expired_media_rate: 0.0,
             faults: FaultConfig::default(),
             tasks: Vec::new(),
         }
@@ -238,6 +245,20 @@ impl Default for SimExecution {
 }
 
 impl Scenario {
+    /// Whether the link of `media_id` in `exec_id` has expired (see `expired_media_rate`):
+    /// deterministic, so tests can predict which cells fail.
+    pub fn media_expired(&self, exec_id: &str, media_id: &str) -> bool {
+        if self.expired_media_rate <= 0.0 {
+            return false;
+        }
+        let h = super::data::splitmix64(
+            self.seed
+                ^ super::data::fnv1a(exec_id.as_bytes()).rotate_left(7)
+                ^ super::data::fnv1a(media_id.as_bytes()),
+        );
+        (h % 10_000) < (self.expired_media_rate * 10_000.0) as u64
+    }
+
     /// Parses and validates a scenario given as TOML text.
     pub fn from_toml_str(s: &str) -> Result<Self, ScenarioError> {
         Self::parse(s, "<string>")
@@ -282,6 +303,12 @@ impl Scenario {
             return Err(bad(
                 "page_max/page_default".into(),
                 "must be at least 1".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.expired_media_rate) {
+            return Err(bad(
+                "expired_media_rate".into(),
+                "must be between 0 and 1".into(),
             ));
         }
         if self.rate_limit_per_minute == Some(0) {

@@ -648,6 +648,41 @@ async fn media_redirect_to_cdn() {
 }
 
 #[tokio::test]
+async fn expired_media_links_answer_403_and_nothing_else_does() {
+    let text = BASE.replace("seed = 42", "seed = 42\nexpired_media_rate = 0.5");
+    let sc = Scenario::from_toml_str(&text).expect("valid");
+    let sim = sim_from(&text).await;
+    let task = &sc.tasks[0];
+    let mut seen = [0usize; 2];
+    for r in 0..40 {
+        let SimValue::Str(url) = data::value(42, task, "done", r, 5, &sim.base_url()) else {
+            continue;
+        };
+        let expired = sc.media_expired("done", &data::media_id(r, 5));
+        let resp = client()
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("send");
+        if expired {
+            assert_eq!(resp.status(), 403, "row {r}");
+            let body: Value = resp.json().await.expect("json");
+            assert_eq!(body["error"]["message"], "media link has expired");
+            assert_error(&body, "FORBIDDEN");
+        } else {
+            assert_eq!(resp.status(), 200, "row {r}");
+        }
+        seen[usize::from(expired)] += 1;
+    }
+    assert!(seen[0] > 0 && seen[1] > 0, "both kinds occur: {seen:?}");
+    // The token itself is still good on the API routes.
+    let (s, _) = get_json(&sim, "/api/v1/executions/done").await;
+    assert_eq!(s, 200);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn exports_are_deterministic_per_seed() {
     let a = sim_from(BASE).await;
     let b = sim_from(BASE).await;

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
 
-use super::testutil::{self, SECRET, TestServer};
-use super::*;
+use crate::api::testutil::{self, SECRET, TestServer};
+use crate::api::*;
 
 /// Arrival times seen by the server.
 type Arrivals = Arc<Mutex<Vec<Instant>>>;
@@ -177,6 +177,7 @@ async fn retries_and_media_wait_for_the_budget_but_foreign_hops_do_not() {
     let client = TitanClient::new(ApiConfig {
         rate_limit_per_minute: Some(600), // one per 100 ms; backoff is 5-20 ms
         rate_limit_burst: 1,
+        media_allowed_hosts: vec!["127.0.0.1".into()],
         ..testutil::config(&server)
     })
     .expect("client");
@@ -248,4 +249,75 @@ async fn zero_remaining_holds_every_new_request_until_the_reset() {
     client.get_task("after").await.expect("after");
     assert!(t0.elapsed() < Duration::from_millis(500));
     assert_eq!(client.stats().throttled_waits, 3);
+}
+
+/// `/api/v1/tasks/:id` advertising `X-RateLimit-Limit: 600` with plenty remaining.
+async fn advertising_server() -> (TestServer, Arrivals) {
+    let log = Arrivals::default();
+    let app = Router::new()
+        .route(
+            "/api/v1/tasks/{id}",
+            get(|State(log): State<Arrivals>| async move {
+                log.lock().expect("lock").push(Instant::now());
+                let mut resp = testutil::ok(json!({"id": "t", "name": "n"}));
+                let h = resp.headers_mut();
+                h.insert("x-ratelimit-limit", header::HeaderValue::from_static("600"));
+                h.insert(
+                    "x-ratelimit-remaining",
+                    header::HeaderValue::from_static("550"),
+                );
+                resp
+            }),
+        )
+        .with_state(Arc::clone(&log));
+    (TestServer::start(app).await, log)
+}
+
+/// Issue 13.3: with no budget set by the user, a server that advertises 600/min is paced
+/// at 540/min (111 ms apart after the burst), not at the default 100/min (600 ms apart:
+/// 25 requests took 9 s); a budget the user set is held to as set.
+#[tokio::test]
+async fn a_default_client_follows_the_servers_advertised_limit() {
+    let (server, log) = advertising_server().await;
+    let defaults = ApiConfig::new(server.url(), Token::new(SECRET).expect("token"));
+    assert!(defaults.rate_limit_from_server);
+    let cfg = ApiConfig {
+        rate_limit_per_minute: defaults.rate_limit_per_minute,
+        rate_limit_from_server: defaults.rate_limit_from_server,
+        rate_limit_burst: defaults.rate_limit_burst,
+        ..testutil::config(&server)
+    };
+    let client = TitanClient::new(cfg).expect("client");
+    let t0 = Instant::now();
+    for i in 0..25 {
+        client.get_task(&format!("t{i}")).await.expect("task");
+    }
+    let elapsed = t0.elapsed();
+    // 10 at once, then 15 × 111 ms ≈ 1.67 s: paced, but by the server's limit.
+    assert!(
+        elapsed >= Duration::from_millis(1400) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    let at = arrivals(&log);
+    let gap = at[24] - at[23];
+    assert!(
+        gap >= Duration::from_millis(80) && gap < Duration::from_millis(300),
+        "{gap:?}"
+    );
+
+    // The user's own 100/min: the 12th request is 1.2 s after the first.
+    let (server, log) = advertising_server().await;
+    let fixed = TitanClient::new(ApiConfig {
+        rate_limit_per_minute: Some(100),
+        rate_limit_from_server: false,
+        rate_limit_burst: 10,
+        ..testutil::config(&server)
+    })
+    .expect("client");
+    for i in 0..12 {
+        fixed.get_task(&format!("t{i}")).await.expect("task");
+    }
+    let at = arrivals(&log);
+    let span = at[11] - at[0];
+    assert!(span >= Duration::from_millis(1100), "{span:?}");
 }

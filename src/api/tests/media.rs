@@ -14,8 +14,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt, stream};
 use serde_json::json;
 
-use super::testutil::{self, SECRET, TestServer};
-use super::*;
+use crate::api::testutil::{self, SECRET, TestServer};
+use crate::api::*;
 
 /// One request as a server saw it.
 #[derive(Clone, Debug)]
@@ -164,7 +164,7 @@ async fn urls_on_the_api_origin_get_the_token_and_keep_their_query() {
     let (server, log) = api(String::new()).await;
     let client = client_with(&server, &[]);
     let base = server.url();
-    let download = format!("{base}api/v1/executions/e9/media/m1/download");
+    let download = format!("{base}api/v1/executions/e1/media/m1/download");
     let signed = format!("{base}media/a.png?token=sig");
     assert_eq!(
         body_of(client.media_url("e1", &download).await.expect("download")).await,
@@ -188,7 +188,7 @@ async fn urls_on_the_api_origin_get_the_token_and_keep_their_query() {
     assert_eq!(
         uris,
         [
-            "/api/v1/executions/e9/media/m1/download",
+            "/api/v1/executions/e1/media/m1/download",
             "/media/a.png?token=sig",
             "/media/b.png?token=sig2"
         ]
@@ -252,9 +252,10 @@ async fn cross_origin_redirect_from_the_media_route_drops_the_token_keeps_the_qu
     let (server, api_log) = api(target).await;
     let absolute = format!("{}api/v1/executions/e1/media/to-cdn/download", server.url());
     for scheme in [AuthScheme::Bearer, AuthScheme::XApiKey] {
-        // No allow list: the platform's own redirect is followed regardless.
+        // The redirect target passes the same host policy as a media URL.
         let client = TitanClient::new(ApiConfig {
             auth: scheme,
+            media_allowed_hosts: vec!["127.0.0.1".into()],
             ..testutil::config(&server)
         })
         .expect("client");
@@ -439,4 +440,139 @@ async fn oversize_stream_without_content_length_is_cut_at_the_limit() {
         .await
         .expect("export");
     assert_eq!(body_of(export).await.len(), 3000);
+}
+
+/// Issue 13.4: a same-origin media value carries the token, so it may only name a media
+/// route of its own execution; any other API path is refused before anything is sent
+/// (it used to be fetched with the token and stored as a "media file").
+#[tokio::test]
+async fn same_origin_values_naming_other_api_routes_are_refused_unsent() {
+    let (server, log) = api(String::new()).await;
+    let client = client_with(&server, &[]);
+    let base = server.url();
+    for value in [
+        format!("{base}api/v1/tasks"),
+        format!("{base}api/v1/executions/e1/results/export"),
+        format!("{base}api/v1/executions/e9/media/m1/download"),
+        "/api/v1/executions".to_string(),
+        "/api/v1/executions/e1/media/m1/download/../../../../tasks?limit=100".to_string(),
+    ] {
+        let err = client.media_url("e1", &value).await.expect_err(&value);
+        assert_eq!(err.kind(), ApiErrorKind::Refused, "{value}");
+        assert!(
+            err.to_string()
+                .ends_with("names an API route that is not a media route of execution e1"),
+            "{err}"
+        );
+    }
+    assert_eq!(client.stats().requests, 0);
+    assert!(hits(&log).is_empty());
+}
+
+/// An API whose media route redirects to whatever `Location` the test set.
+async fn redirecting_api(location: String) -> (TestServer, Hits) {
+    let log = Hits::default();
+    let app = Router::new()
+        .route(
+            "/api/v1/executions/{exec}/media/{media}/download",
+            get(
+                |State((log, location)): State<(Hits, String)>, uri: Uri, headers: HeaderMap| async move {
+                    record(&log, &uri, headers);
+                    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+                },
+            ),
+        )
+        .route(
+            "/api/v1/tasks",
+            get(|State((log, _)): State<(Hits, String)>, uri: Uri, headers: HeaderMap| async move {
+                record(&log, &uri, headers);
+                testutil::ok(serde_json::json!([]))
+            }),
+        )
+        .with_state((log.clone(), location));
+    (TestServer::start(app).await, log)
+}
+
+/// Issue 13.4: redirect targets pass the same host policy as media URLs: a host not in
+/// the allow list, a link-local or metadata address (even when listed), or an API route
+/// other than this execution's media routes is not followed; nothing is sent to it.
+#[tokio::test]
+async fn redirects_of_a_media_fetch_pass_the_media_host_policy() {
+    let (cdn, cdn_log) = cdn().await;
+    let cdn_url = format!("http://127.0.0.1:{}/cdn/m1?token=sig", cdn.addr.port());
+    // Not listed: refused, nothing sent to the CDN.
+    let (server, _) = redirecting_api(cdn_url.clone()).await;
+    let err = client_with(&server, &["cdn.example.com"])
+        .media_url("e1", "m1")
+        .await
+        .expect_err("not listed");
+    assert!(
+        matches!(&err, ApiError::MediaHostNotAllowed { host } if host == "127.0.0.1"),
+        "{err:?}"
+    );
+    assert!(hits(&cdn_log).is_empty());
+    // Listed: followed.
+    let s = client_with(&server, &["127.0.0.1"])
+        .media_url("e1", "m1")
+        .await
+        .expect("listed");
+    assert_eq!(body_of(s).await, b"cdn:m1");
+    // Metadata and link-local addresses: never, even when listed.
+    for (location, host) in [
+        (
+            "http://169.254.169.254/latest/meta-data/iam",
+            "169.254.169.254",
+        ),
+        ("http://[fd00:ec2::254]/latest", "[fd00:ec2::254]"),
+        ("https://169.254.10.10/x", "169.254.10.10"),
+    ] {
+        let (server, _) = redirecting_api(location.to_string()).await;
+        let client = client_with(
+            &server,
+            &["169.254.169.254", "[fd00:ec2::254]", "169.254.10.10"],
+        );
+        let err = client.media_url("e1", "m1").await.expect_err(location);
+        match &err {
+            ApiError::BlockedAddress { host: h } => assert_eq!(h, host),
+            other => panic!("{location}: expected BlockedAddress, got {other:?}"),
+        }
+        assert_eq!(err.kind(), ApiErrorKind::Refused);
+        assert_eq!(client.stats().requests, 1, "{location}");
+    }
+    // Back onto the API origin, but not a media route of e1: refused before it is sent
+    // with the token.
+    let (server, log) = redirecting_api("/api/v1/tasks".into()).await;
+    let client = client_with(&server, &[]);
+    let err = client.media_url("e1", "m1").await.expect_err("api route");
+    assert_eq!(err.kind(), ApiErrorKind::Refused);
+    let uris: Vec<String> = hits(&log).into_iter().map(|h| h.uri).collect();
+    assert_eq!(uris, ["/api/v1/executions/e1/media/m1/download"]);
+}
+
+/// Issue 13.4: an export's redirect is not held to the media allow list, but never
+/// reaches a metadata address either.
+#[tokio::test]
+async fn no_request_ever_follows_a_redirect_to_a_metadata_address() {
+    let app = Router::new().route(
+        "/api/v1/executions/e1/results/download",
+        get(|| async {
+            (
+                StatusCode::FOUND,
+                [(header::LOCATION, "http://169.254.169.254/latest/meta-data/")],
+            )
+                .into_response()
+        }),
+    );
+    let server = TestServer::start(app).await;
+    let client = TitanClient::new(ApiConfig {
+        allow_insecure_http: true,
+        ..testutil::config(&server)
+    })
+    .expect("client");
+    let err = client.download_csv("e1").await.expect_err("blocked");
+    assert!(
+        matches!(&err, ApiError::BlockedAddress { host } if host == "169.254.169.254"),
+        "{err:?}"
+    );
+    assert_eq!(client.stats().requests, 1);
 }
