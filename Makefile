@@ -67,7 +67,7 @@ test: lint test-rust test-interop ## Lint, unit, end-to-end, store and reader te
 sim: build ## Run the simulator with the demo scenario in the foreground
 	$(BIN)/titan-sim --scenario examples/scenarios/demo.toml
 
-bench: venv ## Side by side with DuckDB and polars (release build; BENCH_BIG=1 adds 10M rows)
+bench: venv ## Side by side with DuckDB and polars (shapes products, wide, scraped; BENCH_BIG=1 adds 10M rows)
 	$(CARGO) build --release --bins --examples
 	$(PY) benches/compare/run.py
 

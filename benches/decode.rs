@@ -34,6 +34,9 @@ fn benchmarking() -> bool {
 fn body(shape: Shape, format: ExportFormat) -> (Vec<u8>, u64) {
     let task = shape.task();
     let gen_rows = |rows: u64| -> Vec<u8> {
+        if shape.own_generator() {
+            return shapes::scraped::body(SEED, rows, format == ExportFormat::Csv);
+        }
         ExportChunks::new(
             SEED,
             &task,
@@ -96,7 +99,7 @@ fn decode_arrow_csv(schema: &Arc<Schema>, body: &[u8]) -> u64 {
 fn decoders(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.sample_size(10);
-    for shape in [Shape::Products, Shape::Wide] {
+    for shape in [Shape::Products, Shape::Wide, Shape::Scraped] {
         let fields: Vec<String> = shape.columns().into_iter().map(|c| c.0).collect();
         let utf8 = Arc::new(Schema::new(
             fields

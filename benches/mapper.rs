@@ -33,6 +33,9 @@ fn benchmarking() -> bool {
 fn raw_batches(shape: Shape) -> (Vec<RecordBatch>, u64) {
     let task = shape.task();
     let csv = |rows: u64| -> Vec<u8> {
+        if shape.own_generator() {
+            return shapes::scraped::body(SEED, rows, true);
+        }
         ExportChunks::new(SEED, &task, "bench", rows, ExportFormat::Csv, "")
             .flat_map(|chunk| chunk.to_vec())
             .collect()
@@ -54,7 +57,7 @@ fn raw_batches(shape: Shape) -> (Vec<RecordBatch>, u64) {
 fn mapper(c: &mut Criterion) {
     let mut group = c.benchmark_group("map");
     group.sample_size(10);
-    for shape in [Shape::Products, Shape::Wide] {
+    for shape in [Shape::Products, Shape::Wide, Shape::Scraped] {
         let schema = TargetSchema::from_json_str(&shape.connector_schema().to_string(), "bench")
             .expect("the bench schema is valid");
         let mapper = Mapper::new(

@@ -36,7 +36,8 @@ const BASE_URL: &str = "http://127.0.0.1:9";
 #[derive(Debug, Parser)]
 #[command(name = "bench_gen")]
 struct Args {
-    /// `products` (11 columns) or `wide` (50 columns).
+    /// `products` (11 columns), `wide` (50 columns) or `scraped` (11 realistic columns,
+    /// ~300 bytes a CSV row; written by `benches/common/scraped.rs`, not the simulator).
     #[arg(long)]
     shape: Shape,
     /// Data rows in the export.
@@ -88,7 +89,7 @@ fn run(args: &Args) -> Result<()> {
     let cached = path.exists() && !args.force;
     if !cached && !args.dry_run {
         let started = Instant::now();
-        write_export(&path, &task, &exec_id, args.rows, args.format)?;
+        write_export(&path, args.shape, &task, &exec_id, args.rows, args.format)?;
         eprintln!(
             "bench_gen: wrote {} in {:.1} s",
             path.display(),
@@ -124,6 +125,7 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
 
 fn write_export(
     path: &Path,
+    shape: Shape,
     task: &SimTask,
     exec_id: &str,
     rows: u64,
@@ -132,9 +134,16 @@ fn write_export(
     let tmp = path.with_extension("partial");
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    for chunk in ExportChunks::new(SEED, task, exec_id, rows, format, BASE_URL) {
-        out.write_all(&chunk)
+    if shape.own_generator() {
+        // The simulator serves this file as is (`export_file`), so it need not generate it.
+        shapes::scraped::Scraped::new(SEED)
+            .write(&mut out, rows, format == ExportFormat::Csv)
             .with_context(|| format!("cannot write {}", tmp.display()))?;
+    } else {
+        for chunk in ExportChunks::new(SEED, task, exec_id, rows, format, BASE_URL) {
+            out.write_all(&chunk)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+        }
     }
     out.into_inner()
         .map_err(|e| e.into_error())

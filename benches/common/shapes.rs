@@ -4,6 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
+#[path = "scraped.rs"]
+pub mod scraped;
+
 /// Seed of every benchmark input; part of the cached file names so a change never reuses one.
 pub const SEED: u64 = 20_261_129;
 
@@ -14,6 +17,9 @@ pub enum Shape {
     Products,
     /// 50 columns: 20 strings, 10 integers, 10 numbers, 5 booleans, 5 timestamps.
     Wide,
+    /// 11 columns like `Products`, but with realistic values (issue 14): long free text,
+    /// distinct URLs, prices with currency symbols; written by [`scraped`], not the sim.
+    Scraped,
 }
 
 /// One column: name, sim type (`string`, `integer`, `number`, `boolean`, `date-time`), and
@@ -27,8 +33,9 @@ impl std::str::FromStr for Shape {
         match s {
             "products" => Ok(Shape::Products),
             "wide" => Ok(Shape::Wide),
+            "scraped" => Ok(Shape::Scraped),
             other => Err(format!(
-                "unknown shape `{other}` (expected `products` or `wide`)"
+                "unknown shape `{other}` (expected `products`, `wide` or `scraped`)"
             )),
         }
     }
@@ -39,6 +46,7 @@ impl Shape {
         match self {
             Shape::Products => "products",
             Shape::Wide => "wide",
+            Shape::Scraped => "scraped",
         }
     }
 
@@ -60,6 +68,10 @@ impl Shape {
             .into_iter()
             .map(|(n, t, r)| (n.to_owned(), t, r))
             .collect(),
+            Shape::Scraped => scraped::COLUMNS
+                .iter()
+                .map(|&(n, t, r)| (n.to_owned(), t, r))
+                .collect(),
             Shape::Wide => {
                 let groups: [(&str, &'static str, usize); 5] = [
                     ("s", "string", 20),
@@ -99,6 +111,11 @@ impl Shape {
             .columns()
             .iter()
             .map(|(name, ty, required)| {
+                if self == Shape::Scraped && name == "price" {
+                    // `$1,299.00`, `€12.99`: read exactly, as a user of such data would.
+                    return json!({"name": name, "source": name, "type": "decimal(12,2)",
+                        "nullable": !required, "currency": true, "thousands_separator": ","});
+                }
                 let ty = if *ty == "date-time" { "timestamp" } else { ty };
                 json!({"name": name, "source": name, "type": ty, "nullable": !required})
             })
@@ -114,6 +131,11 @@ impl Shape {
             output_schema: self.output_schema(),
             ..Default::default()
         }
+    }
+
+    /// Whether the export is written by [`scraped`] instead of the simulator's generator.
+    pub fn own_generator(self) -> bool {
+        self == Shape::Scraped
     }
 
     /// Execution id of the `rows`-row export (the generated values depend on it).

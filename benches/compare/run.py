@@ -21,7 +21,8 @@ with pyarrow (all rows must be there) and deleted.
 Environment (all optional):
   BENCH_BIG=1            also 10M rows (another ~23 GB of inputs; see BENCH_KEEP_INPUTS)
   BENCH_ROWS=1000,50000  row counts instead of 1M,2M[,10M]
-  BENCH_SHAPES=products  subset of products,wide
+  BENCH_SHAPES=scraped   subset of products,wide,scraped (scraped: realistic scraped rows,
+                         ~300 bytes a CSV row, benches/common/scraped.rs; the one to quote)
   BENCH_FORMATS=csv      subset of csv,json
   BENCH_TOOLS=convert,e2e  subset of duckdb,polars,convert,e2e
   BENCH_REPEAT=3         runs per measurement; the fastest is kept (default 1)
@@ -577,7 +578,7 @@ def main() -> int:
     rows = [int(float(x)) for x in env_list(
         "BENCH_ROWS",
         ["1000000", "2000000"] + (["10000000"] if os.environ.get("BENCH_BIG") == "1" else []))]
-    shapes = env_list("BENCH_SHAPES", ["products", "wide"])
+    shapes = env_list("BENCH_SHAPES", ["products", "wide", "scraped"])
     formats = env_list("BENCH_FORMATS", ["csv", "json"])
     tools = env_list("BENCH_TOOLS", list(PEERS + OURS))
     unknown = set(tools) - set(PEERS + OURS)

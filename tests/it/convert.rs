@@ -77,3 +77,60 @@ fn a_broken_input_fails_with_the_record_and_leaves_no_file() {
     assert!(err.contains("row 3") && err.contains("three"), "{err}");
     assert!(parquet_files(&dir.path().join("out")).is_empty());
 }
+
+/// Whichever error comes first in the body is the one reported: a bad value (the mapper's)
+/// or a ragged record (the decoder's). The bodies exceed one 1 MiB read, so the two errors
+/// are in different reads; this guards any pipelining of decode and map (docs/performance.md,
+/// fourth pass, measured a split onto two threads).
+#[test]
+fn the_first_error_in_the_body_wins_across_the_decode_and_map_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schema.json"),
+        r#"{"name":"t","version":1,"columns":[{"name":"n","type":"integer"},{"name":"pad","type":"string"}]}"#,
+    )
+    .unwrap();
+    let pad = "x".repeat(100);
+    // (row with a bad integer, row with one field instead of two, expected message part)
+    let cases = [
+        (3, 19_000, "row 3"),
+        (
+            15_000,
+            5,
+            "CSV record 5 (byte 418) has 1 fields but the header has 2",
+        ),
+    ];
+    for (bad_value, ragged, expected) in cases {
+        let mut body = String::from("n,pad\n");
+        for row in 1..=20_000 {
+            if row == bad_value {
+                body.push_str(&format!("three,{pad}\n"));
+            } else if row == ragged {
+                body.push_str("5\n");
+            } else {
+                body.push_str(&format!("{row},{pad}\n"));
+            }
+        }
+        assert!(body.len() > 2 << 20);
+        std::fs::write(dir.path().join("bad.csv"), &body).unwrap();
+        let o = std::process::Command::new(BIN)
+            .current_dir(dir.path())
+            .args(["convert", "--input", "bad.csv", "--schema", "schema.json"])
+            .args(["--output", "out"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(expected), "expected {expected:?} in {err}");
+        let other = if bad_value < ragged {
+            "CSV record"
+        } else {
+            "three"
+        };
+        assert!(
+            !err.contains(other),
+            "{other:?} is later in the body: {err}"
+        );
+        assert!(parquet_files(&dir.path().join("out")).is_empty());
+    }
+}
