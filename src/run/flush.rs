@@ -39,10 +39,10 @@ pub(super) async fn flush(ctx: &Ctx, group: Vec<Waiting>) -> Vec<ExecutionReport
         if ours { held.push(w) } else { alone.push(w) }
     }
     if held.len() >= 2 {
-        let members: Vec<Staged> = held.iter().map(|w| w.staged.clone()).collect();
+        let members: Vec<&Staged> = held.iter().map(|w| &w.staged).collect();
         match ctx
             .sink
-            .commit_group(&members, ctx.writer_settings(&members[0]))
+            .commit_group(&members, ctx.writer_settings(members[0]))
             .await
         {
             Ok(GroupCommitted::Now { file, bytes }) => {

@@ -169,7 +169,7 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// file written with `settings`.
     async fn commit_group(
         &self,
-        members: &[Staged],
+        members: &[&Staged],
         settings: WriterSettings,
     ) -> Result<GroupCommitted, GroupFailed>;
 

@@ -9,6 +9,7 @@
 pub mod commit;
 pub mod group;
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use tracing::info;
@@ -17,6 +18,7 @@ pub use commit::{commit, sweep_staging};
 pub use group::{GroupIntent, Member};
 
 use super::lease::Owner;
+use super::manifest::Manifest;
 use super::parquet::WriterSettings;
 use super::partition::{self, PartNames, PartitionKey};
 use super::store::Store;
@@ -33,22 +35,27 @@ impl FolderSink {
         FolderSink { store }
     }
 
-    /// Moves staged quarantined rows to their place beside the manifests, and names them
-    /// in the manifest that is about to be written. A re-run overwrites them.
-    async fn place_rejects(&self, staged: &Staged) -> Result<Staged, SinkError> {
-        let mut staged = staged.clone();
-        if let Some(from) = staged.rejects.take() {
-            let m = &staged.manifest;
-            let target = partition::rejects_path(&m.dataset, &m.task_id, &m.execution_id);
-            // Already moved by an earlier attempt (a group that fell back to alone commits).
-            if let Err(e) = self.store.rename(&from, &target).await
-                && !self.store.exists(&target).await?
-            {
-                return Err(e.into());
-            }
-            staged.manifest.rejects_path = Some(target.to_string());
+    /// The manifest to write for `staged`: with quarantined rows, these are first moved to
+    /// their place beside the manifests (a re-run overwrites them) and the manifest names
+    /// them; without, the staged manifest as it is.
+    async fn manifest_with_rejects<'a>(
+        &self,
+        staged: &'a Staged,
+    ) -> Result<Cow<'a, Manifest>, SinkError> {
+        let Some(from) = &staged.rejects else {
+            return Ok(Cow::Borrowed(&staged.manifest));
+        };
+        let m = &staged.manifest;
+        let target = partition::rejects_path(&m.dataset, &m.task_id, &m.execution_id);
+        // Already moved by an earlier attempt (a group that fell back to alone commits).
+        if let Err(e) = self.store.rename(from, &target).await
+            && !self.store.exists(&target).await?
+        {
+            return Err(e.into());
         }
-        Ok(staged)
+        let mut m = m.clone();
+        m.rejects_path = Some(target.to_string());
+        Ok(Cow::Owned(m))
     }
 }
 
@@ -111,27 +118,30 @@ impl Sink for FolderSink {
     }
 
     async fn commit(&self, staged: &Staged) -> Result<Committed, SinkError> {
-        let staged = self.place_rejects(staged).await?;
-        Ok(commit::commit(&self.store, &staged.key, &staged.parts, &staged.manifest).await?)
+        let manifest = self.manifest_with_rejects(staged).await?;
+        Ok(commit::commit(&self.store, &staged.key, &staged.parts, &manifest).await?)
     }
 
     async fn commit_group(
         &self,
-        members: &[Staged],
+        members: &[&Staged],
         settings: WriterSettings,
     ) -> Result<GroupCommitted, GroupFailed> {
         let mut parts = Vec::with_capacity(members.len());
         for m in members {
-            let placed = self.place_rejects(m).await.map_err(GroupFailed::Before)?;
-            let [part] = placed.parts.as_slice() else {
+            let [part] = m.parts.as_slice() else {
                 return Err(GroupFailed::Before(SinkError::NotCombinable {
-                    execution_id: placed.manifest.execution_id,
-                    parts: placed.parts.len(),
+                    execution_id: m.manifest.execution_id.clone(),
+                    parts: m.parts.len(),
                 }));
             };
+            let manifest = self
+                .manifest_with_rejects(m)
+                .await
+                .map_err(GroupFailed::Before)?;
             parts.push(Member {
                 part: part.clone(),
-                manifest: placed.manifest,
+                manifest: manifest.into_owned(),
             });
         }
         let Some(first) = members.first() else {
