@@ -238,9 +238,13 @@ pub async fn run_as(
     .take_until(shutdown.clone().cancelled_owned())
     .buffer_unordered(cfg.run.concurrency)
     .boxed();
-    // Groups whose oldest member waited `max_commit_delay` are committed meanwhile.
+    // Groups whose oldest member waited `max_commit_delay` are committed meanwhile (no
+    // task at all when nothing is ever combined).
     let stop_aging = CancellationToken::new();
-    let aging = tokio::spawn(flush::flush_aged(Arc::clone(&ctx), stop_aging.clone()));
+    let aging = cfg
+        .combine
+        .enabled()
+        .then(|| tokio::spawn(flush::flush_aged(Arc::clone(&ctx), stop_aging.clone())));
     let mut fatal = None;
     while let Some(r) = results.next().await {
         match r {
@@ -253,9 +257,11 @@ pub async fn run_as(
     }
     drop(results);
     stop_aging.cancel();
-    match aging.await {
-        Ok(done) => reports.extend(done),
-        Err(e) => warn!(error = %e, "The commit-delay task failed"),
+    if let Some(aging) = aging {
+        match aging.await {
+            Ok(done) => reports.extend(done),
+            Err(e) => warn!(error = %e, "The commit-delay task failed"),
+        }
     }
     // What is staged is committed, also when the run is interrupted or must stop: it
     // needs no API, and the next run would only download it again.
