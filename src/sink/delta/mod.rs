@@ -19,6 +19,7 @@ mod actions;
 pub mod files;
 mod listing;
 mod schema;
+mod sink;
 mod table;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ mod tests;
 
 pub use actions::{DataFile, app_id, app_id_prefix, parse_app_id};
 pub use schema::{PARTITION_COLUMNS, table_schema};
+pub use sink::DeltaSink;
 pub use table::{CommitOutcome, CommitRequest, DEFAULT_CHECKPOINT_INTERVAL, DeltaTable, LiveFile};
 
 use crate::sink::store::StoreError;
