@@ -7,6 +7,7 @@
 //! ```
 
 mod dictionary;
+mod segments;
 pub mod writer;
 
 pub use writer::{

@@ -33,6 +33,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 
+use super::segments::Segments;
 use super::{WriteError, dictionary};
 use crate::schema::LINEAGE_ROW;
 use crate::sink::partition::PartNames;
@@ -163,8 +164,8 @@ impl RowGroup {
 }
 
 struct OpenPart {
-    /// Writes into a `Vec` that is drained into `sink` after each row group.
-    file: SerializedFileWriter<Vec<u8>>,
+    /// Writes into segments that are drained into `sink` after each row group.
+    file: SerializedFileWriter<Segments>,
     factory: ArrowRowGroupWriterFactory,
     sink: BufWriter,
     group: Option<RowGroup>,
@@ -291,8 +292,9 @@ impl ExecutionWriter {
             .with_coerce_types(props.coerce_types())
             .convert(&self.schema)
             .map_err(&err)?;
-        let file = SerializedFileWriter::new(Vec::new(), parquet_schema.root_schema_ptr(), props)
-            .map_err(&err)?;
+        let file =
+            SerializedFileWriter::new(Segments::default(), parquet_schema.root_schema_ptr(), props)
+                .map_err(&err)?;
         let factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&self.schema));
         let sink = BufWriter::new(self.store.object_store(), self.names.staging(n));
         self.current = Some(OpenPart {
@@ -417,17 +419,16 @@ impl ExecutionWriter {
 
 /// Moves the bytes the file writer produced so far into the store sink.
 async fn drain(part: &mut OpenPart) -> Result<(), ParquetError> {
-    let bytes = std::mem::take(part.file.inner_mut());
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    part.written += bytes.len() as u64;
-    // `put` hands the buffer over without copying it (`write_all` would copy a whole row
+    // `put` hands each segment over without copying it (`write_all` would copy a whole row
     // group into the upload buffer).
-    part.sink
-        .put(Bytes::from(bytes))
-        .await
-        .map_err(|e| ParquetError::External(Box::new(e)))
+    for segment in part.file.inner_mut().take() {
+        part.written += segment.len() as u64;
+        part.sink
+            .put(segment)
+            .await
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+    }
+    Ok(())
 }
 
 /// Runs `work` on each `(cost, item)` on `threads` threads of the runtime's blocking
