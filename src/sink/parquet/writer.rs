@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use bytes::Bytes;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowSchemaConverter;
@@ -100,6 +99,7 @@ impl WriterSettings {
             .set_compression(Compression::ZSTD(level))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_statistics_enabled(EnabledStatistics::Page)
+            .set_write_batch_size(write_batch_size(first.num_columns()))
             .set_created_by(format!("titan-connector {}", env!("CARGO_PKG_VERSION")))
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(
@@ -126,6 +126,15 @@ impl WriterSettings {
         }
         Ok(builder.build())
     }
+}
+
+/// Values a column writer takes per step (it checks page and dictionary sizes after each).
+/// 4096 instead of parquet's 1024 took scraped 2M-row CSV `convert` from 2.15–2.28 to
+/// 2.00–2.08 s (3.7–3.9 → 3.5–3.6 CPU s); but on the 53-column wide shape it took peak
+/// RSS from 106 to 131–136 MiB, so wide schemas keep the default.
+fn write_batch_size(columns: usize) -> usize {
+    const NARROW: usize = 24;
+    if columns <= NARROW { 4096 } else { 1024 }
 }
 
 fn is_text(t: &DataType) -> bool {
