@@ -63,9 +63,11 @@ pub struct WriterTuning {
 }
 
 /// Row group memory bound. Measured on 300k rows of the 50-column shape: 16 MiB instead
-/// of 32 took peak RSS from 230 to 100 MiB (with 2048-row batches) at the same speed;
-/// row groups stay ~40k wide rows, plenty for readers.
-pub const DEFAULT_ROW_GROUP_BYTES: usize = 16 << 20;
+/// of 32 took peak RSS from 230 to 100 MiB (with 2048-row batches) at the same speed.
+/// 8 MiB instead of 16 took scraped rows (~320 bytes as CSV) from 113–119 to 107–111 MiB
+/// at 2M rows and from 130–134 to 114–121 MiB at 10M, the wide shape from 102 to 94 MiB,
+/// at the same CPU; row groups are then ~58k scraped rows, ~20k wide ones.
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 8 << 20;
 /// More encode threads than this stop paying: the decode stage needs a core too.
 const MAX_ENCODE_THREADS: usize = 4;
 
