@@ -11,9 +11,10 @@ use std::io::Write;
 
 use bytes::Bytes;
 
-/// Size of one segment. Well under glibc's default mmap threshold, so freed segments are
-/// reused by the next ones instead of being mapped and faulted in again.
-const SEGMENT_BYTES: usize = 1 << 20;
+/// Size of one segment: under glibc's initial mmap threshold (128 KiB), so segments always
+/// come from the arenas and freed ones are reused rather than mapped and faulted in again
+/// (1 MiB segments measured the same CPU within noise and 2–4 MiB more peak RSS).
+const SEGMENT_BYTES: usize = 64 << 10;
 
 /// A `Write` target that keeps its bytes in [`SEGMENT_BYTES`] pieces.
 #[derive(Debug, Default)]
