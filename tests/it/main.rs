@@ -7,6 +7,8 @@ mod cli;
 mod cli_ux;
 mod combine;
 mod convert;
+mod delta;
+mod delta_util;
 mod e2e;
 mod evolution;
 mod faults;

@@ -5,7 +5,7 @@
 //! credentials through `[store.options]`, the binary through its child environment.
 
 #[path = "../support/servers.rs"]
-mod servers;
+pub(crate) mod servers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path as FsPath;
