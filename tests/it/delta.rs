@@ -281,6 +281,18 @@ fn spawn_delta(dir: &FsPath, token: &str, args: &[&str], env: &[(String, String)
     cmd.spawn().unwrap()
 }
 
+/// Run `i` of the kill test: combining with a 200 ms commit delay, or (odd `i`) off.
+fn kill_env(i: usize) -> Vec<(String, String)> {
+    if i % 2 == 0 {
+        vec![(
+            "TITAN_CONNECTOR_RUN_MAX_COMMIT_DELAY".into(),
+            "200ms".into(),
+        )]
+    } else {
+        vec![(COMBINE_BELOW_VAR.into(), "0".into())]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
     let sc = soak_scenario();
@@ -289,28 +301,49 @@ async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     soak_config(dir.path(), &sim.base_url(), &sc, "");
-    // 24 seeded kill points over a run's life (waiting, exporting, writing, committing),
-    // each followed by a re-run; SIGKILL gives the process no chance to clean up.
+    // 16 seeded kill points, each followed by a re-run; SIGKILL gives the process no
+    // chance to clean up. A fresh run spends its first seconds listing and waiting (the
+    // soak's faults), so a clock alone would rarely hit a commit: even runs are killed a
+    // seeded 0-500 ms after this run's first data file appears (writing, committing),
+    // odd ones 0.1-2.5 s after the start (listing, waiting, exporting).
+    let out = dir.path().join("out");
     let mut seed: u64 = 0xde17a;
-    let mut kills = 0;
-    for _ in 0..24 {
+    let (mut kills, mut kills_after_writing) = (0, 0);
+    for i in 0..16 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let after = Duration::from_millis(50 + (seed >> 33) % 900);
-        let mut child = spawn_delta(dir.path(), &sc.token, &[], &[]);
-        std::thread::sleep(after);
+        let before: BTreeSet<_> = parquet_files(&out).into_iter().collect();
+        let mut child = spawn_delta(dir.path(), &sc.token, &[], &kill_env(i));
+        let started = Instant::now();
+        if i % 2 == 0 {
+            while child.try_wait().unwrap().is_none()
+                && started.elapsed() < Duration::from_secs(60)
+                && parquet_files(&out).iter().all(|f| before.contains(f))
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_millis((seed >> 33) % 500));
+        } else {
+            std::thread::sleep(Duration::from_millis(100 + (seed >> 33) % 2400));
+        }
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
+            if i % 2 == 0 {
+                kills_after_writing += 1;
+            }
         }
         let _ = child.wait();
     }
     assert!(
-        kills >= 20,
+        kills >= 10,
         "only {kills} runs were still going when killed"
     );
-    let out = dir.path().join("out");
+    assert!(
+        kills_after_writing >= 4,
+        "{kills_after_writing} kills after writing"
+    );
     let store = local_store(&out);
     let crashed: usize = {
         let mut n = 0;
@@ -323,16 +356,17 @@ async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
     // A file no commit references, in a committed file's partition with a copy of its
     // rows: a reader that globbed Parquet would count them twice; a Delta reader never
     // sees it. (The kills above leave such files too, but how many depends on timing.)
-    let datasets = delta_datasets(&store).await;
-    assert!(!datasets.is_empty(), "no kill let a commit through");
-    let ds = &datasets[0];
-    let live = read_table(&store, ds).await;
-    let victim = live
-        .files
-        .iter()
-        .find(|f| f.rows.is_some_and(|r| r > 0))
-        .expect("a committed file with rows");
-    let victim_key = live_key(ds, victim);
+    let mut victim = None;
+    for ds in delta_datasets(&store).await {
+        let live = read_table(&store, &ds).await;
+        if let Some(f) = live.files.iter().find(|f| f.rows.is_some_and(|r| r > 0)) {
+            victim = Some((ds, f.clone()));
+            break;
+        }
+    }
+    let (ds, victim) = victim.expect("no killed run committed a file with rows");
+    let ds = &ds;
+    let victim_key = live_key(ds, &victim);
     let planted = Path::from(format!(
         "{}/planted-by-the-test-0.parquet",
         victim_key.as_ref().rsplit_once('/').unwrap().0
@@ -343,7 +377,7 @@ async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
     // Re-runs until one finishes: each picks up what the killed ones left.
     let mut code = None;
     for _ in 0..5 {
-        let mut child = spawn_delta(dir.path(), &sc.token, &[], &[]);
+        let mut child = spawn_delta(dir.path(), &sc.token, &[], &kill_env(0));
         code = wait_with_deadline(&mut child, Duration::from_secs(120));
         if code == Some(0) || code == Some(3) {
             break;
@@ -369,7 +403,7 @@ async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
         "{on_disk} rows on disk, {rows} in the tables"
     );
     eprintln!(
-        "delta kills: {kills} kills, {crashed} files left uncommitted by them, {rows} rows, \
+        "delta kills: {kills} kills ({kills_after_writing} after writing), {crashed} files left uncommitted by them, {rows} rows, \
          {on_disk} rows in all Parquet on disk"
     );
     sim.shutdown().await;
