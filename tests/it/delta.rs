@@ -495,6 +495,7 @@ async fn six_processes_race(store: Store, env: Vec<(String, String)>) {
 
     // The shards split the executions; each execution ingested by exactly one process.
     let mut ingested_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut writers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut sharded = BTreeSet::new();
     let mut total_rows = 0;
     for (name, shard) in &runs {
@@ -524,11 +525,21 @@ async fn six_processes_race(store: Store, env: Vec<(String, String)>) {
                     .entry(e["execution_id"].as_str().unwrap().to_string())
                     .or_default()
                     .push(name.clone());
+                writers
+                    .entry(e["dataset"].as_str().unwrap().to_string())
+                    .or_default()
+                    .insert(name.clone());
                 total_rows += e["rows"].as_u64().unwrap();
             }
         }
     }
     assert_eq!(sharded, ids, "the four shards cover every execution");
+    // Every table was written by several processes at once: their commits raced.
+    assert_eq!(writers.len(), delta_datasets(&store).await.len());
+    assert!(
+        writers.values().all(|w| w.len() >= 2),
+        "writers per table: {writers:?}"
+    );
     assert_eq!(
         ingested_by.keys().cloned().collect::<BTreeSet<_>>(),
         ids,
