@@ -283,7 +283,7 @@ fn spawn_delta(dir: &FsPath, token: &str, args: &[&str], env: &[(String, String)
 
 /// Run `i` of the kill test: combining with a 200 ms commit delay, or (odd `i`) off.
 fn kill_env(i: usize) -> Vec<(String, String)> {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         vec![(
             "TITAN_CONNECTOR_RUN_MAX_COMMIT_DELAY".into(),
             "200ms".into(),
@@ -316,7 +316,7 @@ async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
         let before: BTreeSet<_> = parquet_files(&out).into_iter().collect();
         let mut child = spawn_delta(dir.path(), &sc.token, &[], &kill_env(i));
         let started = Instant::now();
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             while child.try_wait().unwrap().is_none()
                 && started.elapsed() < Duration::from_secs(60)
                 && parquet_files(&out).iter().all(|f| before.contains(f))
@@ -330,7 +330,7 @@ async fn delta_killed_at_random_points_and_rerun_the_table_equals_the_source() {
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             kills += 1;
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 kills_after_writing += 1;
             }
         }
