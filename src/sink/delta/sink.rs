@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(rows[5], ("e3".to_string(), 1));
 
         // A group with a member another process committed meanwhile commits nothing.
-        let again = vec![
+        let again = [
             written(&sink, "e3", "r2", 1).await,
             written(&sink, "e4", "r2", 2).await,
         ];
