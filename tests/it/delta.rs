@@ -736,6 +736,8 @@ async fn delta_a_checkpoint_is_written_after_n_commits_and_is_all_a_reader_needs
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .filter(|n| n.ends_with(".checkpoint.parquet"))
         .collect();
+    // One checkpoint, at version 5, although the run commits 8 executions at a time: a
+    // writer whose snapshot predates it must not write another for the same commits.
     assert_eq!(checkpoints, ["00000000000000000005.checkpoint.parquet"]);
     let last: serde_json::Value =
         serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();

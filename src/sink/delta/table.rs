@@ -487,11 +487,20 @@ impl Inner {
         add_file(file, &context, Self::modified_ms()).map_err(|e| self.kernel(e))
     }
 
-    /// Checkpoints when `checkpoint_interval` commits have passed since the last one. A
-    /// failed checkpoint is only logged: the commit stands, and the next one retries.
+    /// Checkpoints at versions that are multiples of `checkpoint_interval`, as Delta's own
+    /// writers do: each version has one committer, so concurrent writers (whose snapshots
+    /// may predate the newest checkpoint) never checkpoint the same stretch twice. A failed
+    /// checkpoint is only logged: the commit stands, and once twice the interval has passed
+    /// without one, every commit tries again.
     fn after_commit(&self, done: &CommittedTransaction) {
+        let n = self.checkpoint_interval;
+        if n == 0 {
+            return;
+        }
+        let version = done.commit_version();
         let since = done.post_commit_stats().commits_since_checkpoint;
-        if self.checkpoint_interval == 0 || since < self.checkpoint_interval {
+        let due = version > 0 && version.is_multiple_of(n);
+        if !due && since < n.saturating_mul(2) {
             return;
         }
         let snapshot = match done.post_commit_snapshot() {
