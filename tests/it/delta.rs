@@ -974,3 +974,63 @@ async fn delta_extra_fields_add_adds_a_nullable_column_that_older_rows_read_as_n
     assert_eq!(read.by_exec.len(), 2);
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_vacuum_keeps_committed_files_whose_task_id_needs_escaping() {
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+    use bytes::Bytes;
+    use titan_connector::sink::delta::{CommitRequest, DataFile, files};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path());
+    let schema = Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true)]));
+    let table = DeltaTable::open(&store, "ds").unwrap();
+    let mut paths = Vec::new();
+    for (i, task) in ["plain", "with space", "per%cent", "hash#mark", "ü-umlaut"]
+        .iter()
+        .enumerate()
+    {
+        let key = titan_connector::sink::partition::PartitionKey {
+            dataset: "ds".into(),
+            task_id: task.to_string(),
+            date: "2026-01-02".into(),
+        };
+        let path = files::part_path(&key, &format!("e{i}"), "r1", 0);
+        store.put(&path, Bytes::from_static(b"PAR1")).await.unwrap();
+        table
+            .commit(CommitRequest {
+                file_schema: schema.clone(),
+                files: vec![DataFile {
+                    path: path.clone(),
+                    task_id: task.to_string(),
+                    date: "2026-01-02".into(),
+                    rows: 1,
+                    bytes: 4,
+                }],
+                executions: vec![(task.to_string(), format!("e{i}"))],
+            })
+            .await
+            .unwrap();
+        paths.push(path);
+    }
+    let live: BTreeSet<String> = table
+        .live_files()
+        .await
+        .unwrap()
+        .iter()
+        .map(|f| live_key("ds", f).to_string())
+        .collect();
+    let want: BTreeSet<String> = paths.iter().map(|p| p.to_string()).collect();
+    assert_eq!(live, want);
+    let done = files::vacuum(&table, Duration::ZERO).await.unwrap();
+    assert!(
+        done.deleted.is_empty(),
+        "deleted committed files: {:?}",
+        done.deleted
+    );
+    for p in &paths {
+        assert!(store.exists(p).await.unwrap(), "{p}");
+    }
+}

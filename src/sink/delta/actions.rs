@@ -73,8 +73,16 @@ pub(crate) fn partition_values(file: &DataFile) -> Option<HashMap<String, Scalar
 }
 
 /// The URL of a store key under the kernel's view of the store (see `table::root_url`).
+/// Each key segment is percent-encoded as a URL path segment, `%` included: the log's
+/// paths are URIs that readers decode, and must decode to the exact key (which may hold
+/// `%`-escapes of its own, e.g. a task id with `#` or non-ASCII characters).
 pub(crate) fn url_of(path: &Path) -> Result<Url, url::ParseError> {
-    Url::parse("memory:///")?.join(path.as_ref())
+    let mut url = Url::parse("memory:///")?;
+    url.path_segments_mut()
+        .map_err(|()| url::ParseError::RelativeUrlWithCannotBeABaseBase)?
+        .pop_if_empty()
+        .extend(path.parts().map(|p| p.as_ref().to_string()));
+    Ok(url)
 }
 
 /// The `add` metadata of one file, as the kernel's `add_files` takes it: the path relative

@@ -40,14 +40,24 @@ pub fn data_files(key: &PartitionKey, parts: &[StagedPart]) -> Vec<DataFile> {
         .collect()
 }
 
-/// The table-relative paths of the current version's data files.
+/// The table-relative store keys of the current version's data files. The log's paths are
+/// URIs (`with%20space`), the store's listing gives keys (`with space`): compared raw, a
+/// committed file whose partition value needs escaping would look unreferenced. A path
+/// that does not decode fails the sweep rather than leave a live file unprotected.
 async fn live_paths(table: &DeltaTable) -> Result<HashSet<String>, DeltaError> {
-    Ok(table
+    table
         .live_files()
         .await?
         .into_iter()
-        .map(|f| f.path)
-        .collect())
+        .map(|f| {
+            Path::from_url_path(&f.path)
+                .map(|p| p.as_ref().to_string())
+                .map_err(|e| DeltaError::Invalid {
+                    table: table.url(),
+                    message: format!("data file path `{}` in the log: {e}", f.path),
+                })
+        })
+        .collect()
 }
 
 /// `location` relative to the table root, if it is a data file under a partition.
