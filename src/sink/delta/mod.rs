@@ -16,11 +16,14 @@
 //! two writers of the same execution can never both add it.
 
 mod actions;
+pub mod compact;
 pub mod files;
 mod listing;
 mod schema;
 mod table;
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;
 

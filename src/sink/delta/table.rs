@@ -37,7 +37,7 @@ use crate::sink::store::Store;
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
 
 /// `engineInfo` of our commits.
-const ENGINE_INFO: &str = concat!("titan-connector/", env!("CARGO_PKG_VERSION"));
+pub(super) const ENGINE_INFO: &str = concat!("titan-connector/", env!("CARGO_PKG_VERSION"));
 
 /// `version` of every `txn` we write: an execution is committed once, so the version only
 /// says "present".
@@ -45,9 +45,9 @@ const TXN_VERSION: i64 = 1;
 
 /// Commit attempts before giving up on a table that other writers keep advancing. Each
 /// lost attempt means another commit landed, so this bounds waiting, not progress.
-const MAX_ATTEMPTS: u32 = 200;
+pub(super) const MAX_ATTEMPTS: u32 = 200;
 
-type Engine = DefaultEngine<TokioMultiThreadExecutor>;
+pub(super) type Engine = DefaultEngine<TokioMultiThreadExecutor>;
 
 /// What one commit adds: files (already written at their final place), the executions
 /// whose rows they hold (one `txn` each), the schema of the files.
@@ -84,12 +84,12 @@ pub struct DeltaTable {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     store: Store,
     dataset: String,
     /// `memory:///<dataset>/`, see the module doc.
-    root: Url,
-    engine: Engine,
+    pub(super) root: Url,
+    pub(super) engine: Engine,
     checkpoint_interval: u64,
     /// The newest snapshot seen: the next read only lists the commits after it.
     latest: Mutex<Option<SnapshotRef>>,
@@ -174,7 +174,7 @@ impl DeltaTable {
         dataset_root(&self.inner.dataset)
     }
 
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T, DeltaError> + Send + 'static,
     ) -> Result<T, DeltaError> {
@@ -266,7 +266,7 @@ enum Attempt {
 }
 
 impl Inner {
-    fn display(&self) -> String {
+    pub(super) fn display(&self) -> String {
         let url = self.store.url();
         if url.ends_with('/') {
             format!("{url}{}", self.dataset)
@@ -275,7 +275,7 @@ impl Inner {
         }
     }
 
-    fn kernel(&self, e: KernelError) -> DeltaError {
+    pub(super) fn kernel(&self, e: KernelError) -> DeltaError {
         DeltaError::Kernel {
             table: self.display(),
             source: Box::new(e),
@@ -283,7 +283,7 @@ impl Inner {
     }
 
     /// The newest version of the table, `None` if it has no commit yet.
-    fn latest(&self) -> Result<Option<SnapshotRef>, DeltaError> {
+    pub(super) fn latest(&self) -> Result<Option<SnapshotRef>, DeltaError> {
         let previous = self
             .latest
             .lock()
@@ -470,7 +470,7 @@ impl Inner {
         }
     }
 
-    fn add_metadata(
+    pub(super) fn add_metadata(
         &self,
         state: &Arc<delta_kernel::transaction::WriteState>,
         file: &DataFile,
@@ -489,7 +489,7 @@ impl Inner {
 
     /// Checkpoints when `checkpoint_interval` commits have passed since the last one. A
     /// failed checkpoint is only logged: the commit stands, and the next one retries.
-    fn after_commit(&self, done: &CommittedTransaction) {
+    pub(super) fn after_commit(&self, done: &CommittedTransaction) {
         let since = done.post_commit_stats().commits_since_checkpoint;
         if self.checkpoint_interval == 0 || since < self.checkpoint_interval {
             return;
@@ -521,7 +521,7 @@ impl Inner {
         Ok(written)
     }
 
-    fn live_files(&self, snapshot: SnapshotRef) -> Result<Vec<LiveFile>, DeltaError> {
+    pub(super) fn live_files(&self, snapshot: SnapshotRef) -> Result<Vec<LiveFile>, DeltaError> {
         let scan = snapshot
             .scan_builder()
             .build()

@@ -1,0 +1,363 @@
+//! Compaction and vacuum on an in-memory store: rows kept exactly, files fewer, the log's
+//! commit, executions still committed, a concurrent append and a racing compaction.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use object_store::path::Path;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::compact::{self, CompactOptions, CompactOutcome};
+use super::tests::{log_entry, mem_store, request, schema, set, write_file};
+use super::*;
+use crate::sink::partition::PartitionKey;
+use crate::sink::store::Store;
+
+fn key(task: &str, date: &str) -> PartitionKey {
+    PartitionKey {
+        dataset: "ds".to_string(),
+        task_id: task.to_string(),
+        date: date.to_string(),
+    }
+}
+
+/// Every row of the table's current version, one string a row (partition values first,
+/// then `column=value` for each of the file's columns), sorted.
+async fn table_rows(store: &Store, table: &DeltaTable) -> Vec<String> {
+    let mut rows = Vec::new();
+    for f in table.live_files().await.expect("live") {
+        let bytes = store
+            .get_opt(&Path::from(format!("ds/{}", f.path)))
+            .await
+            .expect("get")
+            .expect("a live file exists");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .expect("parquet")
+            .build()
+            .expect("reader");
+        for batch in reader {
+            let batch = batch.expect("batch");
+            let schema = batch.schema();
+            let formatters: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| {
+                    ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).expect("fmt")
+                })
+                .collect();
+            for i in 0..batch.num_rows() {
+                let mut row = format!(
+                    "{}|{}",
+                    f.partition_values["task_id"], f.partition_values["date"]
+                );
+                for (field, fmt) in schema.fields().iter().zip(&formatters) {
+                    row.push_str(&format!("|{}={}", field.name(), fmt.value(i)));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Commits `n` executions `e<first>..` of `rows` rows each into `(task, date)`, one file
+/// and one commit each.
+async fn fill(
+    store: &Store,
+    table: &DeltaTable,
+    wide: bool,
+    task: &str,
+    date: &str,
+    first: usize,
+    n: usize,
+    rows: usize,
+) {
+    let s = schema(wide);
+    for i in first..first + n {
+        let exec = format!("e{i}");
+        let f = write_file(store, &s, task, date, &exec, rows).await;
+        table
+            .commit(request(&s, vec![f], &[(task, exec.as_str())]))
+            .await
+            .expect("commit");
+    }
+}
+
+fn in_partition(files: &[LiveFile], task: &str, date: &str) -> Vec<String> {
+    let mut paths: Vec<String> = files
+        .iter()
+        .filter(|f| f.partition_values["task_id"] == task && f.partition_values["date"] == date)
+        .map(|f| f.path.clone())
+        .collect();
+    paths.sort();
+    paths
+}
+
+fn executions(range: std::ops::Range<usize>) -> HashSet<String> {
+    range.map(|i| format!("e{i}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_keeps_every_row_in_fewer_files_with_one_remove_add_commit() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0, 12, 5).await;
+    fill(&store, &table, false, "t1", "2026-01-03", 12, 2, 3).await;
+    let before_rows = table_rows(&store, &table).await;
+    assert_eq!(before_rows.len(), 12 * 5 + 2 * 3);
+    let before = table.live_files().await.expect("live");
+    let old_paths = in_partition(&before, "t1", "2026-01-02");
+    assert_eq!(old_paths.len(), 12);
+    let other = in_partition(&before, "t1", "2026-01-03");
+
+    let done =
+        compact::compact_partition(&table, &key("t1", "2026-01-02"), &CompactOptions::default())
+            .await
+            .expect("compact");
+    assert_eq!(done.outcome, CompactOutcome::Committed { version: 14 });
+    assert_eq!(
+        (done.removed, done.added.len(), done.rows, done.attempts),
+        (12, 1, 60, 1)
+    );
+    let new_path = done.added[0].path.to_string();
+    assert!(
+        new_path.starts_with("ds/task_id=t1/date=2026-01-02/compact-")
+            && new_path.ends_with("-0.parquet"),
+        "{new_path}"
+    );
+
+    // Same rows; 12 files became 1; the other partition is untouched.
+    assert_eq!(table_rows(&store, &table).await, before_rows);
+    let after = table.live_files().await.expect("live");
+    assert_eq!(
+        in_partition(&after, "t1", "2026-01-02"),
+        [new_path.trim_start_matches("ds/").to_string()]
+    );
+    assert_eq!(in_partition(&after, "t1", "2026-01-03"), other);
+
+    // The commit: commitInfo (OPTIMIZE), 12 removes and 1 add, all dataChange = false; no
+    // txn, no metaData, no protocol.
+    let actions = log_entry(&store, 14).await;
+    let kinds: HashSet<&str> = actions
+        .iter()
+        .flat_map(|a| a.as_object().expect("object").keys().map(String::as_str))
+        .collect();
+    assert_eq!(kinds, HashSet::from(["commitInfo", "remove", "add"]));
+    let info = actions
+        .iter()
+        .find_map(|a| a.get("commitInfo"))
+        .expect("commitInfo");
+    assert_eq!(info["operation"], "OPTIMIZE");
+    assert_eq!(info["operationMetrics"]["numRemovedFiles"], "12");
+    assert_eq!(info["operationMetrics"]["numAddedFiles"], "1");
+    let mut removed: Vec<String> = actions
+        .iter()
+        .filter_map(|a| a.get("remove"))
+        .map(|r| {
+            assert_eq!(r["dataChange"], false, "{r}");
+            assert_eq!(
+                r["partitionValues"],
+                serde_json::json!({"task_id": "t1", "date": "2026-01-02"})
+            );
+            r["path"].as_str().expect("path").to_string()
+        })
+        .collect();
+    removed.sort();
+    assert_eq!(removed, old_paths);
+    let adds: Vec<_> = actions.iter().filter_map(|a| a.get("add")).collect();
+    assert_eq!(adds.len(), 1);
+    assert_eq!(adds[0]["dataChange"], false);
+    assert_eq!(adds[0]["path"], new_path.trim_start_matches("ds/"));
+    assert_eq!(adds[0]["size"], done.added[0].bytes);
+    let stats: serde_json::Value =
+        serde_json::from_str(adds[0]["stats"].as_str().expect("stats")).expect("json");
+    assert_eq!(stats["numRecords"], 60);
+
+    // Every execution is still committed, and a retry of one is still refused.
+    assert_eq!(table.committed("t1").await.expect("c"), executions(0..14));
+    let again = write_file(&store, &schema(false), "t1", "2026-01-02", "e3", 5).await;
+    assert_eq!(
+        table
+            .commit(request(&schema(false), vec![again], &[("t1", "e3")]))
+            .await
+            .expect("commit"),
+        CommitOutcome::AlreadyCommitted {
+            executions: vec!["e3".to_string()]
+        }
+    );
+    // One file left: nothing to do, nothing committed.
+    let noop =
+        compact::compact_partition(&table, &key("t1", "2026-01-02"), &CompactOptions::default())
+            .await
+            .expect("compact");
+    assert_eq!(noop.outcome, CompactOutcome::NothingToDo);
+    assert_eq!(table.version().await.expect("v"), Some(14));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_packed_up_to_the_target_and_large_files_and_schemas_are_kept_apart() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0, 8, 4).await;
+    // Evolved: 3 files with a `price` column.
+    fill(&store, &table, true, "t1", "2026-01-02", 8, 3, 4).await;
+    // One large file (relative to the target below) is left alone.
+    fill(&store, &table, false, "t1", "2026-01-02", 11, 1, 5000).await;
+    let before_rows = table_rows(&store, &table).await;
+    let live = table.live_files().await.expect("live");
+    let size_of = |exec: &str| {
+        live.iter()
+            .find(|f| f.path.contains(&format!("/{exec}-")))
+            .expect("file")
+            .size
+    };
+    // The narrow files are all the same size; three wide ones fit in four narrow ones.
+    let small = size_of("e0");
+    assert!((1..8).all(|i| size_of(&format!("e{i}")) == small));
+    assert!((8..11).map(|i| size_of(&format!("e{i}"))).sum::<i64>() <= small * 4);
+    let large_path = live
+        .iter()
+        .find(|f| f.path.contains("e11-"))
+        .expect("large")
+        .path
+        .clone();
+    // Four small files reach the target: 8 narrow → 2 outputs, 3 wide → 1.
+    let opts = CompactOptions {
+        target_bytes: u64::try_from(small * 4).expect("size"),
+        ..CompactOptions::default()
+    };
+    let large = live.iter().find(|f| f.path == large_path).expect("large");
+    assert!(large.size > small * 4, "the large file is above the target");
+
+    let done = compact::compact_partition(&table, &key("t1", "2026-01-02"), &opts)
+        .await
+        .expect("compact");
+    assert_eq!((done.removed, done.added.len(), done.rows), (11, 3, 44));
+    assert_eq!(table_rows(&store, &table).await, before_rows);
+    let after = table.live_files().await.expect("live");
+    assert_eq!(after.len(), 4);
+    assert!(after.iter().any(|f| f.path == large_path));
+    // The wide output holds exactly the wide rows, with their column.
+    let mut counts: Vec<u64> = after
+        .iter()
+        .filter(|f| f.path != large_path)
+        .map(|f| f.rows.expect("numRecords"))
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [12, 16, 16]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_committed_during_compaction_is_kept() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0, 5, 3).await;
+    let k = key("t1", "2026-01-02");
+    let opts = CompactOptions::default();
+    let plan = compact::plan(&table, &k, &opts).await.expect("plan");
+    assert_eq!((plan.inputs(), plan.version()), (5, Some(4)));
+    let written = compact::rewrite(&table, &plan, &opts)
+        .await
+        .expect("rewrite");
+
+    // Another process appends to the same partition before the compaction commits.
+    let other = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &other, false, "t1", "2026-01-02", 5, 1, 7).await;
+    let expected = table_rows(&store, &other).await;
+    assert_eq!(expected.len(), 5 * 3 + 7);
+
+    let done = compact::commit(&table, plan, written)
+        .await
+        .expect("commit");
+    // The first attempt lost version 5 to the append; the retry re-checked and won 6.
+    assert_eq!(done.outcome, CompactOutcome::Committed { version: 6 });
+    assert_eq!(done.attempts, 2);
+    assert_eq!(table_rows(&store, &table).await, expected);
+    let paths = in_partition(&table.live_files().await.expect("live"), "t1", "2026-01-02");
+    assert_eq!(paths.len(), 2);
+    assert!(
+        paths.iter().any(|p| p.ends_with("e5-run1-0.parquet")),
+        "{paths:?}"
+    );
+    assert_eq!(table.committed("t1").await.expect("c"), executions(0..6));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compaction_that_loses_its_inputs_to_another_commits_nothing_and_cleans_up() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0, 4, 2).await;
+    let k = key("t1", "2026-01-02");
+    let opts = CompactOptions::default();
+    let rows = table_rows(&store, &table).await;
+    let first = compact::plan(&table, &k, &opts).await.expect("plan");
+    let second = compact::plan(&table, &k, &opts).await.expect("plan");
+    let first_files = compact::rewrite(&table, &first, &opts)
+        .await
+        .expect("rewrite");
+    let second_files = compact::rewrite(&table, &second, &opts)
+        .await
+        .expect("rewrite");
+
+    let won = compact::commit(&table, first, first_files)
+        .await
+        .expect("commit");
+    assert_eq!(won.outcome, CompactOutcome::Committed { version: 4 });
+    let lost = compact::commit(&table, second, second_files.clone())
+        .await
+        .expect("commit");
+    assert_eq!(lost.outcome, CompactOutcome::Superseded);
+    assert_eq!((lost.removed, lost.added.len()), (0, 0));
+    assert_eq!(table.version().await.expect("v"), Some(4));
+    assert_eq!(table_rows(&store, &table).await, rows);
+    for f in &second_files {
+        assert!(
+            !store.exists(&f.path).await.expect("exists"),
+            "{} deleted",
+            f.path
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_after_compaction_deletes_exactly_the_replaced_files() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0, 6, 2).await;
+    fill(&store, &table, false, "t2", "2026-01-05", 6, 1, 2).await;
+    let rows = table_rows(&store, &table).await;
+    let replaced: Vec<Path> =
+        in_partition(&table.live_files().await.expect("live"), "t1", "2026-01-02")
+            .into_iter()
+            .map(|p| Path::from(format!("ds/{p}")))
+            .collect();
+    let done = compact::compact_table(&table, None, None, &CompactOptions::default())
+        .await
+        .expect("compact");
+    // t2's single file: nothing to do there.
+    let outcomes: Vec<_> = done
+        .iter()
+        .map(|c| (c.task_id.as_str(), c.outcome.clone()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("t1", CompactOutcome::Committed { version: 7 }),
+            ("t2", CompactOutcome::NothingToDo)
+        ]
+    );
+
+    // A day's retention keeps them (young files), zero retention deletes exactly them.
+    let kept = files::vacuum(&table, files::DEFAULT_RETENTION)
+        .await
+        .expect("vacuum");
+    assert_eq!((kept.deleted.len(), kept.young), (0, 6));
+    let mut swept = files::vacuum(&table, Duration::ZERO).await.expect("vacuum");
+    swept.deleted.sort();
+    assert_eq!(swept.deleted, replaced);
+    assert_eq!(table_rows(&store, &table).await, rows);
+    assert_eq!(table.committed("t1").await.expect("c"), executions(0..6));
+    assert_eq!(table.committed("t2").await.expect("c"), set(&["e6"]));
+}
