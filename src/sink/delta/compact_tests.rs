@@ -62,7 +62,7 @@ async fn table_rows(store: &Store, table: &DeltaTable) -> Vec<String> {
     rows
 }
 
-/// Commits `n` executions `e<first>..` of `rows` rows each into `(task, date)`, one file
+/// Commits executions `e<i>` for `i` in `execs`, `rows` rows each, into `(task, date)`, one file
 /// and one commit each.
 async fn fill(
     store: &Store,
@@ -70,12 +70,11 @@ async fn fill(
     wide: bool,
     task: &str,
     date: &str,
-    first: usize,
-    n: usize,
+    execs: std::ops::Range<usize>,
     rows: usize,
 ) {
     let s = schema(wide);
-    for i in first..first + n {
+    for i in execs {
         let exec = format!("e{i}");
         let f = write_file(store, &s, task, date, &exec, rows).await;
         table
@@ -103,8 +102,8 @@ fn executions(range: std::ops::Range<usize>) -> HashSet<String> {
 async fn compact_keeps_every_row_in_fewer_files_with_one_remove_add_commit() {
     let store = mem_store();
     let table = DeltaTable::open(&store, "ds").expect("open");
-    fill(&store, &table, false, "t1", "2026-01-02", 0, 12, 5).await;
-    fill(&store, &table, false, "t1", "2026-01-03", 12, 2, 3).await;
+    fill(&store, &table, false, "t1", "2026-01-02", 0..12, 5).await;
+    fill(&store, &table, false, "t1", "2026-01-03", 12..14, 3).await;
     let before_rows = table_rows(&store, &table).await;
     assert_eq!(before_rows.len(), 12 * 5 + 2 * 3);
     let before = table.live_files().await.expect("live");
@@ -200,11 +199,11 @@ async fn compact_keeps_every_row_in_fewer_files_with_one_remove_add_commit() {
 async fn files_are_packed_up_to_the_target_and_large_files_and_schemas_are_kept_apart() {
     let store = mem_store();
     let table = DeltaTable::open(&store, "ds").expect("open");
-    fill(&store, &table, false, "t1", "2026-01-02", 0, 8, 4).await;
+    fill(&store, &table, false, "t1", "2026-01-02", 0..8, 4).await;
     // Evolved: 3 files with a `price` column.
-    fill(&store, &table, true, "t1", "2026-01-02", 8, 3, 4).await;
+    fill(&store, &table, true, "t1", "2026-01-02", 8..11, 4).await;
     // One large file (relative to the target below) is left alone.
-    fill(&store, &table, false, "t1", "2026-01-02", 11, 1, 5000).await;
+    fill(&store, &table, false, "t1", "2026-01-02", 11..12, 5000).await;
     let before_rows = table_rows(&store, &table).await;
     let live = table.live_files().await.expect("live");
     let size_of = |exec: &str| {
@@ -253,7 +252,7 @@ async fn files_are_packed_up_to_the_target_and_large_files_and_schemas_are_kept_
 async fn an_append_committed_during_compaction_is_kept() {
     let store = mem_store();
     let table = DeltaTable::open(&store, "ds").expect("open");
-    fill(&store, &table, false, "t1", "2026-01-02", 0, 5, 3).await;
+    fill(&store, &table, false, "t1", "2026-01-02", 0..5, 3).await;
     let k = key("t1", "2026-01-02");
     let opts = CompactOptions::default();
     let plan = compact::plan(&table, &k, &opts).await.expect("plan");
@@ -264,7 +263,7 @@ async fn an_append_committed_during_compaction_is_kept() {
 
     // Another process appends to the same partition before the compaction commits.
     let other = DeltaTable::open(&store, "ds").expect("open");
-    fill(&store, &other, false, "t1", "2026-01-02", 5, 1, 7).await;
+    fill(&store, &other, false, "t1", "2026-01-02", 5..6, 7).await;
     let expected = table_rows(&store, &other).await;
     assert_eq!(expected.len(), 5 * 3 + 7);
 
@@ -288,7 +287,7 @@ async fn an_append_committed_during_compaction_is_kept() {
 async fn a_compaction_that_loses_its_inputs_to_another_commits_nothing_and_cleans_up() {
     let store = mem_store();
     let table = DeltaTable::open(&store, "ds").expect("open");
-    fill(&store, &table, false, "t1", "2026-01-02", 0, 4, 2).await;
+    fill(&store, &table, false, "t1", "2026-01-02", 0..4, 2).await;
     let k = key("t1", "2026-01-02");
     let opts = CompactOptions::default();
     let rows = table_rows(&store, &table).await;
@@ -325,8 +324,8 @@ async fn a_compaction_that_loses_its_inputs_to_another_commits_nothing_and_clean
 async fn vacuum_after_compaction_deletes_exactly_the_replaced_files() {
     let store = mem_store();
     let table = DeltaTable::open(&store, "ds").expect("open");
-    fill(&store, &table, false, "t1", "2026-01-02", 0, 6, 2).await;
-    fill(&store, &table, false, "t2", "2026-01-05", 6, 1, 2).await;
+    fill(&store, &table, false, "t1", "2026-01-02", 0..6, 2).await;
+    fill(&store, &table, false, "t2", "2026-01-05", 6..7, 2).await;
     let rows = table_rows(&store, &table).await;
     let replaced: Vec<Path> =
         in_partition(&table.live_files().await.expect("live"), "t1", "2026-01-02")
@@ -360,4 +359,54 @@ async fn vacuum_after_compaction_deletes_exactly_the_replaced_files() {
     assert_eq!(table_rows(&store, &table).await, rows);
     assert_eq!(table.committed("t1").await.expect("c"), executions(0..6));
     assert_eq!(table.committed("t2").await.expect("c"), set(&["e6"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_keeps_replaced_files_for_the_retention_after_their_removal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).expect("fs");
+    let store = Store::from_object_store(std::sync::Arc::new(fs), "file:///tmp");
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0..3, 2).await;
+    // An attempt that never committed.
+    let orphan = write_file(&store, &schema(false), "t1", "2026-01-02", "e9", 2).await;
+    // Every data file was written three days ago.
+    let three_days_ago = std::time::SystemTime::now() - Duration::from_secs(3 * 24 * 3600);
+    let partition = dir.path().join("ds/task_id=t1/date=2026-01-02");
+    let mut old = Vec::new();
+    for entry in std::fs::read_dir(&partition).expect("dir") {
+        let p = entry.expect("entry").path();
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .expect("open")
+            .set_modified(three_days_ago)
+            .expect("set mtime");
+        old.push(p);
+    }
+    assert_eq!(old.len(), 4);
+    let done =
+        compact::compact_partition(&table, &key("t1", "2026-01-02"), &CompactOptions::default())
+            .await
+            .expect("compact");
+    assert_eq!(done.removed, 3);
+
+    // The three replaced files were removed just now: a day's retention keeps them, and
+    // deletes only the old orphan. A dry run says so and deletes nothing.
+    let dry = files::sweep(&table, files::DEFAULT_RETENTION, true)
+        .await
+        .expect("dry run");
+    assert_eq!(
+        (dry.deleted.clone(), dry.young),
+        (vec![orphan.path.clone()], 3)
+    );
+    assert!(store.exists(&orphan.path).await.expect("exists"));
+    let kept = files::vacuum(&table, files::DEFAULT_RETENTION)
+        .await
+        .expect("vacuum");
+    assert_eq!(kept, dry);
+    assert!(!store.exists(&orphan.path).await.expect("exists"));
+    let swept = files::vacuum(&table, Duration::ZERO).await.expect("vacuum");
+    assert_eq!((swept.deleted.len(), swept.young), (3, 0));
+    assert_eq!(table_rows(&store, &table).await.len(), 6);
 }

@@ -95,17 +95,30 @@ pub async fn discard(
 pub struct Vacuumed {
     /// Unreferenced data files deleted.
     pub deleted: Vec<Path>,
-    /// Unreferenced data files kept because they are younger than the retention (a
-    /// writer may still commit them).
+    /// Unreferenced data files kept because they are younger than the retention: written
+    /// recently (a writer may still commit them) or removed from the table recently (a
+    /// reader of an older version may still read them).
     pub young: usize,
 }
 
 /// Deletes the table's data files that the current version does not reference and that
 /// are older than `retention`: files of crashed or failed attempts, and files a compaction
-/// replaced. Files under `_delta_log/`, `media/` and other non-partition folders are never
-/// touched.
+/// replaced. A file the log removed counts its age from the removing commit (its
+/// `deletionTimestamp`), as Delta's own VACUUM does, so a reader still on an older
+/// version keeps its files for the retention. Files under `_delta_log/`, `media/` and
+/// other non-partition folders are never touched.
 pub async fn vacuum(table: &DeltaTable, retention: Duration) -> Result<Vacuumed, DeltaError> {
+    sweep(table, retention, false).await
+}
+
+/// [`vacuum`]; with `dry_run`, `deleted` lists what it would delete and nothing is.
+pub async fn sweep(
+    table: &DeltaTable,
+    retention: Duration,
+    dry_run: bool,
+) -> Result<Vacuumed, DeltaError> {
     let live = live_paths(table).await?;
+    let removed_at = table.removed_at().await?;
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut done = Vacuumed::default();
@@ -116,11 +129,16 @@ pub async fn vacuum(table: &DeltaTable, retention: Duration) -> Result<Vacuumed,
         if live.contains(&rel) {
             continue;
         }
-        if o.last_modified > cutoff {
+        let removed = removed_at
+            .get(&rel)
+            .and_then(|ms| chrono::DateTime::from_timestamp_millis(*ms));
+        if o.last_modified > cutoff || removed.is_some_and(|at| at > cutoff) {
             done.young += 1;
             continue;
         }
-        table.store().delete(&o.location).await?;
+        if !dry_run {
+            table.store().delete(&o.location).await?;
+        }
         done.deleted.push(o.location);
     }
     Ok(done)

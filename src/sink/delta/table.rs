@@ -245,6 +245,30 @@ impl DeltaTable {
         .await
     }
 
+    /// When each file the log removed was removed (ms since the epoch, the newest
+    /// `remove.deletionTimestamp` per path; one log replay). Tombstones older than the
+    /// table's `deletedFileRetentionDuration` (a week) may be gone from checkpoints.
+    pub async fn removed_at(&self) -> Result<HashMap<String, i64>, DeltaError> {
+        self.blocking(|t| {
+            let Some(snapshot) = t.latest()? else {
+                return Ok(HashMap::new());
+            };
+            let mut visitor = actions::RemoveVisitor::default();
+            let schema = actions::remove_read_schema().map_err(|e| t.kernel(e))?;
+            let batches = snapshot
+                .log_segment()
+                .read_actions(&t.engine, schema)
+                .map_err(|e| t.kernel(e))?;
+            for batch in batches {
+                let batch = batch.map_err(|e| t.kernel(e))?;
+                delta_kernel::RowVisitor::visit_rows_of(&mut visitor, batch.actions())
+                    .map_err(|e| t.kernel(e))?;
+            }
+            Ok(visitor.removed_at)
+        })
+        .await
+    }
+
     /// Writes a checkpoint of the current version now; `false` if there is no table or it
     /// already had one.
     pub async fn checkpoint(&self) -> Result<bool, DeltaError> {
