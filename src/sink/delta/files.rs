@@ -13,6 +13,7 @@ use object_store::path::{Path, PathPart};
 use super::{DataFile, DeltaError, DeltaTable};
 use crate::sink::parquet::StagedPart;
 use crate::sink::partition::PartitionKey;
+use crate::sink::store::{Store, StoreError};
 
 /// How old an unreferenced data file must be before [`vacuum`] deletes it: long enough
 /// that no running writer is still between writing it and committing it.
@@ -95,6 +96,8 @@ pub async fn discard(
 pub struct Vacuumed {
     /// Unreferenced data files deleted.
     pub deleted: Vec<Path>,
+    /// Their bytes.
+    pub bytes: u64,
     /// Unreferenced data files kept because they are younger than the retention: written
     /// recently (a writer may still commit them) or removed from the table recently (a
     /// reader of an older version may still read them).
@@ -139,7 +142,44 @@ pub async fn sweep(
         if !dry_run {
             table.store().delete(&o.location).await?;
         }
+        done.bytes += o.size;
         done.deleted.push(o.location);
     }
     Ok(done)
+}
+
+/// The datasets of `store` that hold a Delta table (a top-level folder with a commit or
+/// checkpoint in its `_delta_log/`), sorted. Lists two levels, never the data.
+pub async fn table_datasets(store: &Store) -> Result<Vec<String>, DeltaError> {
+    let os = store.object_store();
+    let failed = |path: &str, e: object_store::Error| StoreError::Op {
+        url: store.url().to_string(),
+        op: "list",
+        path: path.to_string(),
+        source: Box::new(e),
+    };
+    let top = os
+        .list_with_delimiter(None)
+        .await
+        .map_err(|e| failed("", e))?;
+    let mut found = Vec::new();
+    for folder in top.common_prefixes {
+        let Some(name) = folder.filename().map(str::to_string) else {
+            continue;
+        };
+        let log = folder.clone().join("_delta_log");
+        let listed = os
+            .list_with_delimiter(Some(&log))
+            .await
+            .map_err(|e| failed(log.as_ref(), e))?;
+        if listed.objects.iter().any(|o| {
+            o.location
+                .filename()
+                .is_some_and(|n| n.ends_with(".json") || n.ends_with(".parquet"))
+        }) {
+            found.push(name);
+        }
+    }
+    found.sort();
+    Ok(found)
 }

@@ -455,6 +455,7 @@ async fn discard_and_vacuum_delete_only_files_the_log_does_not_hold() {
         kept,
         files::Vacuumed {
             deleted: vec![],
+            bytes: 0,
             young: 1
         }
     );
@@ -463,6 +464,7 @@ async fn discard_and_vacuum_delete_only_files_the_log_does_not_hold() {
         swept.deleted,
         vec![Path::from("ds/task_id=t1/date=2026-01-02/e2-r2-0.parquet")]
     );
+    assert_eq!(swept.bytes, 1);
     let mut left: Vec<String> = store
         .list(&Path::from("ds"))
         .await

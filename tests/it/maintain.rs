@@ -1,0 +1,332 @@
+//! `compact` and `vacuum` through the real binary, on a Delta table written by the table
+//! layer on local disk: exit codes, summaries, JSON logs, rows unchanged.
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use bytes::Bytes;
+use object_store::path::Path as StorePath;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use titan_connector::sink::delta::{CommitOutcome, CommitRequest, DataFile, DeltaTable};
+use titan_connector::sink::store::Store;
+
+use crate::util::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_titan-connector");
+
+async fn run_bin(args: &[&str], dir: &Path) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("TITAN_TOKEN")
+        .env_remove("TITAN_API_URL")
+        .env_remove("TITAN_CONNECTOR_STORE")
+        .env_remove("TITAN_CONNECTOR_STORE_URL")
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn local_store(root: &Path) -> Store {
+    std::fs::create_dir_all(root).unwrap();
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(root).unwrap();
+    Store::from_object_store(Arc::new(fs), format!("file://{}", root.display()))
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, true),
+        Field::new("price", DataType::Int64, true),
+        Field::new("_titan_execution_id", DataType::Utf8, false),
+        Field::new("_titan_row", DataType::Int64, false),
+    ]))
+}
+
+/// Commits executions `e<i>` (`i` in `execs`) of `rows` rows each into `(task, date)` of
+/// the `products` table, one small file and one commit each, as the Delta sink does.
+async fn ingest(store: &Store, task: &str, date: &str, execs: std::ops::Range<usize>, rows: usize) {
+    let table = DeltaTable::open(store, "products").unwrap();
+    let s = schema();
+    for i in execs {
+        let exec = format!("e{i}");
+        let batch = RecordBatch::try_new(
+            Arc::clone(&s),
+            vec![
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|r| format!("product {i}/{r}")),
+                )) as ArrayRef,
+                Arc::new(Int64Array::from_iter_values(
+                    (0..rows as i64).map(|r| r * 7 + i as i64),
+                )),
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+                    exec.as_str(),
+                    rows,
+                ))),
+                Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+            ],
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&s), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let path = StorePath::from(format!(
+            "products/task_id={task}/date={date}/{exec}-r1-0.parquet"
+        ));
+        let bytes = buf.len() as u64;
+        store.put(&path, Bytes::from(buf)).await.unwrap();
+        let file = DataFile {
+            path,
+            task_id: task.to_string(),
+            date: date.to_string(),
+            rows: rows as u64,
+            bytes,
+        };
+        let done = table
+            .commit(CommitRequest {
+                file_schema: Arc::clone(&s),
+                files: vec![file],
+                executions: vec![(task.to_string(), exec.clone())],
+            })
+            .await
+            .unwrap();
+        assert!(matches!(done, CommitOutcome::Committed { .. }));
+    }
+}
+
+/// The table's rows (partition values and every column), sorted, and its live file count.
+async fn table_rows(store: &Store) -> (Vec<String>, usize) {
+    let table = DeltaTable::open(store, "products").unwrap();
+    let live = table.live_files().await.unwrap();
+    let mut rows = Vec::new();
+    for f in &live {
+        let bytes = store
+            .get_opt(&StorePath::from(format!("products/{}", f.path)))
+            .await
+            .unwrap()
+            .unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let fmts: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+                .collect();
+            for i in 0..batch.num_rows() {
+                let mut row = format!(
+                    "{}|{}",
+                    f.partition_values["task_id"], f.partition_values["date"]
+                );
+                for (field, fmt) in batch.schema().fields().iter().zip(&fmts) {
+                    row.push_str(&format!("|{}={}", field.name(), fmt.value(i)));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort();
+    (rows, live.len())
+}
+
+fn parquet_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".parquet")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_then_vacuum_keep_the_rows_and_leave_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "http://127.0.0.1:9", "");
+    let out = dir.path().join("out");
+    let store = local_store(&out);
+    ingest(&store, "t1", "2026-01-02", 0..40, 25).await;
+    ingest(&store, "t2", "2026-01-03", 40..41, 25).await;
+    let (rows, files) = table_rows(&store).await;
+    assert_eq!((rows.len(), files), (41 * 25, 41));
+    let partition = out.join("products/task_id=t1/date=2026-01-02");
+    let table_url = format!("file://{}/products", out.display());
+
+    // The config's store; no token in the environment: compaction never calls Titan.
+    let o = run_bin(&["compact", "--config", "titan.toml"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{table_url}: task_id=t1 date=2026-01-02: 40 files ("
+        )) && lines[0].contains(") -> 1 (")
+            && lines[0].ends_with(", 1000 rows, version 41"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with(&format!(
+            "{table_url}: 1 of 2 partition(s) compacted: 40 files ("
+        )),
+        "{text}"
+    );
+    assert_eq!(table_rows(&store).await, (rows.clone(), 2));
+    assert_eq!(parquet_files(&partition), 41, "old files stay until vacuum");
+
+    // Again: nothing left to do.
+    let o = run_bin(&["compact", "--store", "out", "--task", "t1"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("{table_url}: 0 of 1 partition(s) compacted: 0 files (0 B) -> 0 (0 B)\n")
+    );
+
+    // A dry run lists the 40 replaced files and deletes nothing.
+    let o = run_bin(
+        &["vacuum", "--store", "out", "--retention", "0s", "--dry-run"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("would delete products/task_id=t1/date=2026-01-02/e"))
+            .count(),
+        40,
+        "{text}"
+    );
+    assert!(
+        text.lines().last().unwrap().starts_with(&format!(
+            "{table_url}: would delete 40 unreferenced file(s) ("
+        )),
+        "{text}"
+    );
+    assert_eq!(parquet_files(&partition), 41);
+
+    // The default retention keeps files removed just now.
+    let o = run_bin(&["vacuum", "--store", "out"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("{table_url}: deleted 0 unreferenced file(s) (0 B); kept 40 younger than 1day\n")
+    );
+
+    // Zero retention deletes them; the JSON log says so.
+    let o = run_bin(
+        &[
+            "--log-format",
+            "json",
+            "vacuum",
+            "--store",
+            "out",
+            "--retention",
+            "0s",
+            "--dataset",
+            "products",
+        ],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let logged: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let done = logged
+        .iter()
+        .find(|l| l["message"] == "vacuum done")
+        .unwrap_or_else(|| panic!("{logged:?}"));
+    assert_eq!(done["deleted"], 40);
+    assert_eq!(done["kept"], 0);
+    assert_eq!(done["table"], table_url);
+    assert_eq!(parquet_files(&partition), 1);
+    assert_eq!(table_rows(&store).await, (rows, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_mistakes_exit_2_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(&dir.path().join("out"));
+    ingest(&store, "t1", "2026-01-02", 0..1, 1).await;
+
+    let o = run_bin(
+        &["compact", "--store", "out", "--dataset", "orders"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: no Delta table at file://{}/orders (no `_delta_log/` there)\n",
+            dir.path().join("out").display()
+        )
+    );
+    let o = run_bin(
+        &["compact", "--store", "out", "--date", "2026-13-01"],
+        dir.path(),
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("`2026-13-01` is not a date (YYYY-MM-DD)"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run_bin(&["vacuum"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--config <FILE>"), "{}", stderr(&o));
+    let o = run_bin(&["vacuum", "--config", "missing.toml"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("missing.toml"), "{}", stderr(&o));
+    // An empty store has no tables: nothing to do is not an error.
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let o = run_bin(&["vacuum", "--store", "empty"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("no Delta tables in file://"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = run_bin(&["man"], dir.path()).await;
+    let page = stdout(&o);
+    let compact = page
+        .split(".SH \"TITAN-CONNECTOR COMPACT\"")
+        .nth(1)
+        .unwrap();
+    for flag in [
+        "\\-\\-target\\-mb",
+        "\\-\\-task",
+        "\\-\\-date",
+        "\\-\\-dataset",
+    ] {
+        assert!(compact.contains(flag), "{flag}");
+    }
+    let vacuum = page.split(".SH \"TITAN-CONNECTOR VACUUM\"").nth(1).unwrap();
+    for flag in ["\\-\\-retention", "\\-\\-dry\\-run"] {
+        assert!(vacuum.contains(flag), "{flag}");
+    }
+}
