@@ -91,3 +91,49 @@ def test_polars_reads_the_same_rows(table):
     assert df.schema["tags"] == pl.List(pl.Int64)
     assert df.schema["date"] == pl.Date
     assert normalize(df.to_dicts()) == normalize(expected())
+
+
+COMPACT_TEST = "sink::delta::compact_tests::writes_a_compacted_table_for_the_interop_readers"
+
+
+@pytest.fixture(scope="module")
+def compacted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("delta-compacted")
+    p = subprocess.run(
+        ["cargo", "test", "--quiet", "--lib", COMPACT_TEST, "--", "--ignored", "--exact"],
+        cwd=ROOT, env=dict(os.environ, DELTA_INTEROP_OUT=str(out)),
+        capture_output=True, text=True, timeout=1800,
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "1 passed" in p.stdout, p.stdout
+    return out / "compacted" / "ds"
+
+
+def sort_rows(rows):
+    return sorted(rows, key=lambda r: (r["_titan_execution_id"], r["_titan_row"]))
+
+
+def test_deltalake_reads_a_compacted_table_with_the_same_rows_in_fewer_files(compacted):
+    before = DeltaTable(str(compacted), version=12)
+    after = DeltaTable(str(compacted))
+    assert after.version() == 14
+    assert len(before.file_uris()) == 13
+    names = sorted(Path(u).name for u in after.file_uris())
+    assert len(names) == 3 and all(n.startswith("compact-") for n in names), names
+    old = sort_rows(before.to_pyarrow_table().to_pylist())
+    assert len(old) == 6 * 3 + 3 * 2 + 4 * 4
+    assert sort_rows(after.to_pyarrow_table().to_pylist()) == old
+    assert after.schema() == before.schema()
+    ops = [h["operation"] for h in after.history(2)]
+    assert ops == ["OPTIMIZE", "OPTIMIZE"]
+    # Wide rows keep their price, narrow ones read it as null.
+    prices = {r["_titan_execution_id"]: r["price"] for r in old}
+    assert prices["e7"] == 10 and prices["e0"] is None
+
+
+def test_polars_reads_a_compacted_table_with_the_same_rows(compacted):
+    old = pl.read_delta(str(compacted), version=12).sort(["_titan_execution_id", "_titan_row"])
+    new = pl.read_delta(str(compacted)).sort(["_titan_execution_id", "_titan_row"])
+    assert new.schema == old.schema
+    assert new.equals(old)
+    assert new.height == 6 * 3 + 3 * 2 + 4 * 4

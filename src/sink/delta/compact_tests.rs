@@ -410,3 +410,39 @@ async fn vacuum_keeps_replaced_files_for_the_retention_after_their_removal() {
     assert_eq!((swept.deleted.len(), swept.young), (3, 0));
     assert_eq!(table_rows(&store, &table).await.len(), 6);
 }
+
+/// Leaves a compacted table at `$DELTA_INTEROP_OUT/compacted` for
+/// `tests/interop/test_delta.py`: 13 one-file executions in two partitions (three of them
+/// with an added column) at version 12, then two compactions (versions 13 and 14) that
+/// leave three files. The readers compare version 12 with the latest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by tests/interop/test_delta.py"]
+async fn writes_a_compacted_table_for_the_interop_readers() {
+    let Ok(out) = std::env::var("DELTA_INTEROP_OUT") else {
+        panic!("set DELTA_INTEROP_OUT to the directory to write the table into");
+    };
+    let root = std::path::Path::new(&out).join("compacted");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let fs = object_store::local::LocalFileSystem::new_with_prefix(&root).expect("fs");
+    let store = Store::from_object_store(
+        std::sync::Arc::new(fs),
+        format!("file://{}", root.display()),
+    );
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0..6, 3).await;
+    fill(&store, &table, true, "t1", "2026-01-02", 6..9, 2).await;
+    fill(&store, &table, false, "t2", "2026-01-03", 9..13, 4).await;
+    assert_eq!(table.version().await.expect("v"), Some(12));
+    let done = compact::compact_table(&table, None, None, &CompactOptions::default())
+        .await
+        .expect("compact");
+    let versions: Vec<_> = done.iter().map(|c| c.outcome.clone()).collect();
+    assert_eq!(
+        versions,
+        [
+            CompactOutcome::Committed { version: 13 },
+            CompactOutcome::Committed { version: 14 }
+        ]
+    );
+    assert_eq!(table.live_files().await.expect("live").len(), 3);
+}
