@@ -12,6 +12,8 @@ use bytes::Bytes;
 use object_store::path::Path as StorePath;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use titan_connector::sink::delta::{CommitOutcome, CommitRequest, DataFile, DeltaTable};
 use titan_connector::sink::store::Store;
 
@@ -81,7 +83,11 @@ async fn ingest(store: &Store, task: &str, date: &str, execs: std::ops::Range<us
         )
         .unwrap();
         let mut buf = Vec::new();
-        let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&s), None).unwrap();
+        // Compressed like the run's writer (zstd level 1).
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap()))
+            .build();
+        let mut w = ArrowWriter::try_new(&mut buf, Arc::clone(&s), Some(props)).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
         let path = StorePath::from(format!(
@@ -329,4 +335,64 @@ async fn maintenance_mistakes_exit_2_with_a_message() {
     for flag in ["\\-\\-retention", "\\-\\-dry\\-run"] {
         assert!(vacuum.contains(flag), "{flag}");
     }
+}
+
+/// Measures compaction of 200 small files (one per execution, 500 rows each) in one
+/// partition: files and bytes before and after, and how long `compact` and `vacuum` take.
+/// Run by hand: `cargo test --test it measure_compaction -- --ignored --nocapture`
+/// (`MEASURE_ROWS=N` rows per execution instead of 500).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by hand"]
+async fn measure_compaction_of_200_small_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let store = local_store(&out);
+    let rows_each = std::env::var("MEASURE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    ingest(&store, "t1", "2026-01-02", 0..200, rows_each).await;
+    let partition = out.join("products/task_id=t1/date=2026-01-02");
+    let size = |dir: &Path| -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let (rows, files) = table_rows(&store).await;
+    let bytes = size(&partition);
+    let started = std::time::Instant::now();
+    // Under GNU time for the peak RSS, where it is installed.
+    let o = if Path::new("/usr/bin/time").exists() {
+        tokio::process::Command::new("/usr/bin/time")
+            .args(["-f", "peak RSS %M KiB", BIN, "compact", "--store", "out"])
+            .current_dir(dir.path())
+            .output()
+            .await
+            .unwrap()
+    } else {
+        run_bin(&["compact", "--store", "out"], dir.path()).await
+    };
+    let took = started.elapsed();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let started = std::time::Instant::now();
+    let v = run_bin(
+        &["vacuum", "--store", "out", "--retention", "0s"],
+        dir.path(),
+    )
+    .await;
+    let vacuum_took = started.elapsed();
+    assert_eq!(v.status.code(), Some(0), "{}", stderr(&v));
+    let (after_rows, after_files) = table_rows(&store).await;
+    assert_eq!(after_rows, rows);
+    println!(
+        "before: {files} files, {bytes} bytes, {} rows\nafter:  {after_files} files, {} bytes\ncompact {took:.2?} ({}), vacuum {vacuum_took:.2?}\n{}{}",
+        rows.len(),
+        size(&partition),
+        stderr(&o).trim(),
+        stdout(&o),
+        stdout(&v)
+    );
 }

@@ -26,7 +26,7 @@
 //! the run's writer does. The old files stay in the store until `vacuum` deletes them past
 //! its retention (readers of older versions may still be reading them).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -195,43 +195,42 @@ fn parquet_error(table: &DeltaTable, path: &Path, e: impl std::fmt::Display) -> 
     invalid(table, format!("`{path}`: {e}"))
 }
 
-/// The partitions (task, date) the table's current version holds files in, sorted.
-pub async fn partitions(table: &DeltaTable) -> Result<Vec<PartitionKey>, DeltaError> {
-    let dataset = table.root().to_string();
-    let keys: BTreeSet<(String, String)> = table
-        .live_files()
-        .await?
-        .into_iter()
-        .filter_map(|f| {
-            Some((
-                f.partition_values.get("task_id")?.clone(),
-                f.partition_values.get("date")?.clone(),
-            ))
-        })
-        .collect();
-    Ok(keys
-        .into_iter()
-        .map(|(task_id, date)| PartitionKey {
-            dataset: dataset.clone(),
-            task_id,
-            date,
-        })
-        .collect())
-}
-
 /// Compacts every partition (of `task_id` / on `date`, when given), one commit each.
+/// Partitions with fewer than two small files are reported as [`CompactOutcome::NothingToDo`]
+/// from one listing of the table, without a plan of their own.
 pub async fn compact_table(
     table: &DeltaTable,
     task_id: Option<&str>,
     date: Option<&str>,
     opts: &CompactOptions,
 ) -> Result<Vec<Compacted>, DeltaError> {
-    let mut done = Vec::new();
-    for key in partitions(table).await? {
-        if task_id.is_some_and(|t| t != key.task_id) || date.is_some_and(|d| d != key.date) {
+    let target = i64::try_from(opts.target_bytes).unwrap_or(i64::MAX);
+    let mut small: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for f in table.live_files().await? {
+        let (Some(t), Some(d)) = (
+            f.partition_values.get("task_id"),
+            f.partition_values.get("date"),
+        ) else {
+            continue;
+        };
+        if task_id.is_some_and(|x| x != t) || date.is_some_and(|x| x != d) {
             continue;
         }
-        done.push(compact_partition(table, &key, opts).await?);
+        *small.entry((t.clone(), d.clone())).or_default() += usize::from(f.size < target);
+    }
+    let dataset = table.root().to_string();
+    let mut done = Vec::new();
+    for ((task_id, date), n) in small {
+        let key = PartitionKey {
+            dataset: dataset.clone(),
+            task_id,
+            date,
+        };
+        done.push(if n < 2 {
+            Compacted::nothing(&key)
+        } else {
+            compact_partition(table, &key, opts).await?
+        });
     }
     Ok(done)
 }
