@@ -263,6 +263,15 @@ pub async fn plan(
             let Some(snapshot) = t.latest()? else {
                 return Ok((None, Vec::new(), t.root.clone()));
             };
+            // Rewriting a file with a deletion vector would bring its deleted rows back.
+            // Our tables have none; one written by another tool might.
+            if snapshot.table_properties().enable_deletion_vectors == Some(true) {
+                return Err(DeltaError::Invalid {
+                    table: t.display(),
+                    message: "has deletion vectors enabled; compact does not rewrite such tables"
+                        .to_string(),
+                });
+            }
             let live = t.live_files(Arc::clone(&snapshot))?;
             Ok((Some(snapshot), live, t.root.clone()))
         })
@@ -424,6 +433,35 @@ async fn write_bin(
     let sink = BufWriter::new(table.store().object_store(), path.clone());
     let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&bin.schema), Some(props))
         .map_err(|e| parquet_error(table, path, e))?;
+    let copied = copy(table, bin, path, &mut writer).await;
+    let (rows, expected) = match copied {
+        Ok(counts) => counts,
+        Err(e) => {
+            // An unfinished multipart upload is not left behind.
+            let _ = writer.into_inner().abort().await;
+            return Err(e);
+        }
+    };
+    writer
+        .close()
+        .await
+        .map_err(|e| parquet_error(table, path, e))?;
+    if rows != expected {
+        return Err(invalid(
+            table,
+            format!("`{path}`: wrote {rows} rows, the inputs hold {expected}"),
+        ));
+    }
+    Ok(rows)
+}
+
+/// Copies the bin's inputs into `writer`: `(rows written, rows the footers hold)`.
+async fn copy(
+    table: &DeltaTable,
+    bin: &Bin,
+    path: &Path,
+    writer: &mut AsyncArrowWriter<BufWriter>,
+) -> Result<(u64, u64), DeltaError> {
     let mut rows = 0u64;
     let mut expected = 0u64;
     for input in &bin.inputs {
@@ -472,17 +510,7 @@ async fn write_bin(
             }
         }
     }
-    writer
-        .close()
-        .await
-        .map_err(|e| parquet_error(table, path, e))?;
-    if rows != expected {
-        return Err(invalid(
-            table,
-            format!("`{path}`: wrote {rows} rows, the inputs hold {expected}"),
-        ));
-    }
-    Ok(rows)
+    Ok((rows, expected))
 }
 
 async fn delete_all(table: &DeltaTable, files: &[DataFile]) {
@@ -521,6 +549,9 @@ pub async fn commit(
     let Some(snapshot) = plan.snapshot.clone() else {
         return Ok(Compacted::nothing(&key));
     };
+    if removed.is_empty() {
+        return Ok(Compacted::nothing(&key));
+    }
     let ours = written.clone();
     let paths: HashSet<String> = removed.keys().cloned().collect();
     let done = table

@@ -446,3 +446,35 @@ async fn writes_a_compacted_table_for_the_interop_readers() {
     );
     assert_eq!(table.live_files().await.expect("live").len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_that_fails_leaves_no_new_file_and_commits_nothing() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    fill(&store, &table, false, "t1", "2026-01-02", 0..3, 2).await;
+    let k = key("t1", "2026-01-02");
+    let opts = CompactOptions::default();
+    let plan = compact::plan(&table, &k, &opts).await.expect("plan");
+    // An input vanishes between the plan and the rewrite (a bad manual clean-up).
+    let gone = Path::from("ds/task_id=t1/date=2026-01-02/e2-run1-0.parquet");
+    store.delete(&gone).await.expect("delete");
+    let err = compact::rewrite(&table, &plan, &opts)
+        .await
+        .expect_err("an input is missing");
+    assert!(
+        err.to_string().starts_with(
+            "Delta table `memory:///ds`: `ds/task_id=t1/date=2026-01-02/e2-run1-0.parquet`: "
+        ),
+        "{err}"
+    );
+    let mut left: Vec<String> = store
+        .list(&k.prefix())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.location.filename().expect("name").to_string())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["e0-run1-0.parquet", "e1-run1-0.parquet"]);
+    assert_eq!(table.version().await.expect("v"), Some(2));
+}
