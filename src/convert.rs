@@ -70,6 +70,7 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         staging_dir: StorePath::from_iter(["_staging", stem.as_str()]),
         final_dir: StorePath::default(),
         stem: stem.clone(),
+        attempt: None,
     };
     let mapper = Mapper::new(
         &opts.schema,

@@ -19,8 +19,11 @@ pub fn init(format: LogFormat, verbose: u8, quiet: bool, progress: &Progress) {
         (false, 1) => "debug",
         (false, _) => "trace",
     };
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(format!("warn,titan_connector={level}")));
+    // The Delta kernel logs at ERROR what it also returns to us (a table not created yet
+    // reads as "No table version found"); we log its errors, with context, ourselves.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("warn,delta_kernel=off,titan_connector={level}"))
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(progress.log_writer())

@@ -44,6 +44,8 @@ pub const LAYERED_KEYS: &[&str] = &[
     "api.max_attempts",
     "api.rate_limit_per_minute",
     "store.url",
+    "store.table_format",
+    "store.checkpoint_interval",
     "run.concurrency",
     "run.format",
     "run.tasks_file",

@@ -69,6 +69,10 @@ pub struct StoreSection {
     /// Backend options passed to object_store (e.g. `aws_region`, `aws_endpoint`).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// `parquet` (a folder of Parquet files with manifests) or `delta` (Delta Lake tables).
+    pub table_format: Option<crate::sink::TableFormat>,
+    /// Delta tables: write a checkpoint every this many commits (0: never).
+    pub checkpoint_interval: Option<u64>,
 }
 
 /// `[run]`: how a run behaves.

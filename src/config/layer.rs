@@ -45,6 +45,12 @@ pub(super) fn apply(
         number,
     )?;
     l.set("store.url", &mut f.store.url, location)?;
+    l.set("store.table_format", &mut f.store.table_format, word)?;
+    l.set(
+        "store.checkpoint_interval",
+        &mut f.store.checkpoint_interval,
+        number,
+    )?;
     l.set("run.concurrency", &mut f.run.concurrency, number)?;
     l.set("run.format", &mut f.run.format, word)?;
     l.set("run.tasks_file", &mut f.run.tasks_file, path)?;

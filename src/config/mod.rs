@@ -157,6 +157,8 @@ impl Default for RunOptions {
 pub struct Config {
     pub api: ApiConfig,
     pub store: StoreConfig,
+    /// `[store] table_format` and its settings: how datasets are committed.
+    pub table: crate::sink::TableSettings,
     pub run: RunOptions,
     pub wait: WaitPolicy,
     pub media: MediaConfig,

@@ -13,6 +13,7 @@ use crate::api::{ApiConfig, AuthScheme, RetryPolicy, Token};
 use crate::map::RejectPolicy;
 use crate::media::MediaSettings;
 use crate::schema::EvolutionPolicy;
+use crate::sink::TableSettings;
 use crate::sink::combine::{self, CombineSettings};
 use crate::sink::store::StoreConfig;
 use crate::source::tasks::{self, ExecutionSelector, TaskSpec};
@@ -72,6 +73,7 @@ pub(super) fn resolve(
     Ok(Config {
         api: r.api(env)?,
         store: r.store()?,
+        table: r.table(),
         run,
         wait: r.wait()?,
         media: r.media()?,
@@ -204,6 +206,18 @@ impl Resolving<'_> {
                 .map_err(|m| self.invalid("store.url", m))?,
             options: file.store.options.clone().into_iter().collect(),
         })
+    }
+
+    /// `[store] table_format` and `checkpoint_interval`.
+    fn table(&self) -> TableSettings {
+        let store = &self.file.store;
+        let defaults = TableSettings::default();
+        TableSettings {
+            format: store.table_format.unwrap_or(defaults.format),
+            checkpoint_interval: store
+                .checkpoint_interval
+                .unwrap_or(defaults.checkpoint_interval),
+        }
     }
 
     /// `[media]`: what to fetch and where to put it.

@@ -42,6 +42,11 @@ url = "./out"
 # object_store options (e.g. aws_region, aws_endpoint); credentials otherwise come
 # from the AWS_*/GOOGLE_*/AZURE_* environment. Default: none.
 # options = { aws_region = "eu-west-1" }
+# How datasets are laid out: "parquet" (Parquet files in Hive-style folders, with our
+# manifests) or "delta" (one Delta Lake table per dataset; see the README's Table formats).
+table_format = "parquet"
+# Delta tables: write a checkpoint every this many commits (0: never).
+checkpoint_interval = 100
 
 [run]
 # Executions awaited and exported at once.

@@ -105,6 +105,7 @@ async fn ingest(
         transcoded,
         rejects,
         schema,
+        file_schema,
         evolved,
     } = loop {
         match export_once(ctx, task, execution, &key).await {
@@ -157,6 +158,7 @@ async fn ingest(
         parts,
         manifest,
         rejects,
+        schema: file_schema,
     };
     ctx.progress.execution(execution_id).committing();
     if ctx.cfg.combine.eligible(
@@ -189,6 +191,8 @@ struct ExportDone {
     rejects: Option<object_store::path::Path>,
     /// The schema the export was mapped with: the task's, plus any added columns.
     schema: Arc<TargetSchema>,
+    /// The Arrow schema of the parts.
+    file_schema: arrow::datatypes::SchemaRef,
     /// How the schema was reconciled with the export's fields, when it could be read.
     evolved: Option<Evolved>,
 }
@@ -254,10 +258,11 @@ async fn export_once(
         ctx.media.settings().enabled && schema.columns.iter().any(|c| c.ty == ColumnType::Media);
     let names = ctx.sink.part_names(key, execution_id, &ctx.run_id);
     let rejects_path = names.staging_dir.clone().join("rejects.jsonl.tmp");
+    let file_schema = ctx.media.output_schema(&mapper.arrow_schema());
     let mut writer = ExecutionWriter::new(
         ctx.sink.store().clone(),
         names,
-        ctx.media.output_schema(&mapper.arrow_schema()),
+        Arc::clone(&file_schema),
         ctx.cfg.run.writer_settings(schema.fingerprint()),
     )?;
     let decoder = RawDecoder::new(
@@ -318,6 +323,7 @@ async fn export_once(
         transcoded,
         rejects,
         schema,
+        file_schema,
         evolved: sniffed.evolved,
     })
 }
@@ -390,6 +396,16 @@ async fn record_no_results(
         parts: vec![],
         manifest: new_manifest(task, &task.schema, execution, ManifestStatus::NoResults),
         rejects: None,
+        schema: ctx.media.output_schema(
+            &Mapper::new(
+                &task.schema,
+                Lineage {
+                    task_id: task.task_id.clone(),
+                    execution_id: execution.id.clone(),
+                },
+            )
+            .arrow_schema(),
+        ),
     };
     ctx.sink.commit(&staged).await?;
     warn!(

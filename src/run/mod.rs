@@ -42,7 +42,7 @@ use crate::sink::combine::{Combiners, GroupKey};
 use crate::sink::lease::{self, Lease};
 use crate::sink::parquet::WriterSettings;
 use crate::sink::store::Store;
-use crate::sink::{FolderSink, Sink, Staged};
+use crate::sink::{DeltaSink, FolderSink, Sink, Staged, TableFormat};
 use crate::source::plan::{PlanError, plan_task};
 use claim::{Claimed, claim};
 use flush::{Waiting, flush};
@@ -100,7 +100,12 @@ pub async fn run_as(
     let run_id = run_uuid.simple().to_string();
     let client = TitanClient::new(cfg.api.clone())?;
     let store = Store::open(&cfg.store)?;
-    let sink: Arc<dyn Sink> = Arc::new(FolderSink::new(store.clone()));
+    let sink: Arc<dyn Sink> = match cfg.table.format {
+        TableFormat::Parquet => Arc::new(FolderSink::new(store.clone())),
+        TableFormat::Delta => {
+            Arc::new(DeltaSink::new(store.clone(), cfg.table.checkpoint_interval))
+        }
+    };
     let media_store = match &cfg.media.store {
         Some(sc) => Store::open(sc)?,
         None => store.clone(),

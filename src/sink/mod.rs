@@ -7,7 +7,8 @@
 //!                └── commit / commit_group / discard ──► Sink ───────────┘
 //!                                                        ├─ FolderSink: Parquet folder,
 //!                                                        │  manifests, group intents (folder/)
-//!                                                        └─ (a table format's log)
+//!                                                        └─ DeltaSink: a Delta table per
+//!                                                           dataset, committed by its log (delta/)
 //! ```
 //!
 //! The run loop hands a sink an execution's written parts and its [`Manifest`] and asks
@@ -32,11 +33,50 @@ use std::fmt;
 
 use object_store::path::Path;
 
+pub use delta::DeltaSink;
 pub use folder::FolderSink;
 use manifest::Manifest;
 use parquet::{StagedPart, WriteError, WriterSettings};
 use partition::{PartNames, PartitionKey};
 use store::{Store, StoreError};
+
+/// How datasets are laid out in the store (`[store] table_format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    /// Parquet files in Hive-style folders, committed by renames, with our manifests
+    /// ([`FolderSink`]).
+    #[default]
+    Parquet,
+    /// One Delta Lake table per dataset, committed by its log ([`DeltaSink`]).
+    Delta,
+}
+
+impl fmt::Display for TableFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        })
+    }
+}
+
+/// The table format and its settings, as resolved from `[store]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSettings {
+    pub format: TableFormat,
+    /// Delta: a checkpoint every this many commits (0: never).
+    pub checkpoint_interval: u64,
+}
+
+impl Default for TableSettings {
+    fn default() -> Self {
+        TableSettings {
+            format: TableFormat::Parquet,
+            checkpoint_interval: delta::DEFAULT_CHECKPOINT_INTERVAL,
+        }
+    }
+}
 
 /// One execution's output, written and waiting for the sink to make it visible.
 #[derive(Debug, Clone)]
@@ -49,6 +89,9 @@ pub struct Staged {
     pub manifest: Manifest,
     /// Quarantined rows (JSON Lines), written to a temporary place, if any.
     pub rejects: Option<Path>,
+    /// The Arrow schema of the parts (of the rows they would hold, when there are none):
+    /// a table format records it.
+    pub schema: arrow::datatypes::SchemaRef,
 }
 
 impl Staged {
@@ -112,6 +155,8 @@ pub enum SinkError {
     Write(#[from] WriteError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Delta(Box<delta::DeltaError>),
     /// Only executions written as one part can share a file.
     #[error("execution {execution_id} has {parts} parts; only one-part executions are combined")]
     NotCombinable { execution_id: String, parts: usize },

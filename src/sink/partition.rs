@@ -54,28 +54,48 @@ impl PartitionKey {
     }
 }
 
-/// Where the parts of one unit of output (an execution, or a converted file) are staged
-/// and where they land: `<staging_dir>/part-<n>.parquet.tmp` → `<final_dir>/<stem>-<n>.parquet`.
+/// Where the parts of one unit of output (an execution, or a converted file) are written
+/// and where they land. Staged (the Parquet folder):
+/// `<staging_dir>/part-<n>.parquet.tmp` → `<final_dir>/<stem>-<n>.parquet`. Direct (a
+/// table format whose log makes files visible): written at
+/// `<final_dir>/<stem>-<attempt>-<n>.parquet` and never moved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartNames {
+    /// This attempt's temporary files (staged parts, quarantined rows).
     pub staging_dir: Path,
     pub final_dir: Path,
+    /// The execution id (or the converted file's name); also in each file's metadata.
     pub stem: String,
+    /// `Some(run id)`: parts go straight to their final, attempt-unique names.
+    pub attempt: Option<String>,
 }
 
 impl PartNames {
-    /// The names of an execution's parts in its partition; `run_id` keeps concurrent or
-    /// crashed runs' staging areas apart.
+    /// The names of an execution's staged parts in its partition; `run_id` keeps
+    /// concurrent or crashed runs' staging areas apart.
     pub fn for_execution(key: &PartitionKey, execution_id: &str, run_id: &str) -> Self {
         PartNames {
             staging_dir: staging_prefix(&key.dataset, execution_id).join(run_id),
             final_dir: key.prefix(),
             stem: execution_id.to_string(),
+            attempt: None,
         }
     }
 
-    /// Staged location of part `n`.
+    /// The names of an execution's parts written straight to their final place, unique to
+    /// this attempt (`run_id`): a retry or a racing process never overwrites them.
+    pub fn direct(key: &PartitionKey, execution_id: &str, run_id: &str) -> Self {
+        PartNames {
+            attempt: Some(run_id.to_string()),
+            ..Self::for_execution(key, execution_id, run_id)
+        }
+    }
+
+    /// Where part `n` is written: its staged location, or its final one when direct.
     pub fn staging(&self, n: usize) -> Path {
+        if self.attempt.is_some() {
+            return self.final_path(n);
+        }
         self.staging_dir
             .clone()
             .join(PathPart::from(format!("part-{n}.parquet.tmp")))
@@ -83,9 +103,11 @@ impl PartNames {
 
     /// Final location of part `n`.
     pub fn final_path(&self, n: usize) -> Path {
-        self.final_dir
-            .clone()
-            .join(PathPart::from(format!("{}-{n}.parquet", self.stem)))
+        let name = match &self.attempt {
+            Some(run) => format!("{}-{run}-{n}.parquet", self.stem),
+            None => format!("{}-{n}.parquet", self.stem),
+        };
+        self.final_dir.clone().join(PathPart::from(name))
     }
 }
 

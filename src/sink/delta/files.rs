@@ -8,11 +8,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use object_store::path::{Path, PathPart};
+use object_store::path::Path;
 
 use super::{DataFile, DeltaError, DeltaTable};
 use crate::sink::parquet::StagedPart;
-use crate::sink::partition::PartitionKey;
+use crate::sink::partition::{PartNames, PartitionKey};
 use crate::sink::store::{Store, StoreError};
 
 /// How old an unreferenced data file must be before [`vacuum`] deletes it: long enough
@@ -20,12 +20,11 @@ use crate::sink::store::{Store, StoreError};
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// Final location of part `n` of one attempt (`run_id`) at `execution_id`:
-/// `<partition>/<execution>-<run>-<n>.parquet`. The run id makes two attempts (a retry, a
-/// racing process) write different files, so a loser never overwrites a committed file.
+/// `<partition>/<execution>-<run>-<n>.parquet` ([`PartNames::direct`]). The run id makes
+/// two attempts (a retry, a racing process) write different files, so a loser never
+/// overwrites a committed file.
 pub fn part_path(key: &PartitionKey, execution_id: &str, run_id: &str, n: usize) -> Path {
-    key.prefix().join(PathPart::from(format!(
-        "{execution_id}-{run_id}-{n}.parquet"
-    )))
+    PartNames::direct(key, execution_id, run_id).final_path(n)
 }
 
 /// The files of an execution's parts, written at their final place, for a commit.

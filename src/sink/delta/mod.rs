@@ -20,6 +20,7 @@ pub mod compact;
 pub mod files;
 mod listing;
 mod schema;
+mod sink;
 mod table;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ mod tests;
 
 pub use actions::{DataFile, app_id, app_id_prefix, parse_app_id};
 pub use schema::{PARTITION_COLUMNS, table_schema};
+pub use sink::DeltaSink;
 pub use table::{CommitOutcome, CommitRequest, DEFAULT_CHECKPOINT_INTERVAL, DeltaTable, LiveFile};
 
 use crate::sink::store::StoreError;

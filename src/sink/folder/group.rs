@@ -131,18 +131,33 @@ pub async fn combine(
         staging_dir: partition::group_staging_dir(&key.dataset, group_id),
         final_dir: key.prefix(),
         stem: format!("{}{group_id}", partition::COMBINED_PREFIX),
+        attempt: None,
     };
+    let members: Vec<_> = members.iter().map(|m| (&m.part, &m.manifest)).collect();
+    let mut part = combine_into(store, names, &members, settings).await?;
+    part.final_path = key.combined_path(group_id);
+    Ok(part)
+}
+
+/// [`combine`] into the file `names` gives part 0 (by another sink's naming); each member
+/// is its written part and its manifest.
+pub async fn combine_into(
+    store: &Store,
+    names: PartNames,
+    members: &[(&StagedPart, &Manifest)],
+    settings: WriterSettings,
+) -> Result<StagedPart, WriteError> {
     let mut writer: Option<ExecutionWriter> = None;
     let result = async {
-        for m in members {
+        for (part, manifest) in members {
             let err = |source| WriteError::Parquet {
-                path: m.part.staging.to_string(),
+                path: part.staging.to_string(),
                 source: Box::new(source),
             };
             let reader = StagedReader {
                 store: store.object_store(),
-                path: m.part.staging.clone(),
-                size: m.part.bytes,
+                path: part.staging.clone(),
+                size: part.bytes,
             };
             let mut stream = ParquetRecordBatchStreamBuilder::new(reader)
                 .await
@@ -168,11 +183,11 @@ pub async fn combine(
                 rows += batch.num_rows() as u64;
                 w.write(&batch).await?;
             }
-            if rows != m.part.rows || rows != m.manifest.rows {
+            if rows != part.rows || rows != manifest.rows {
                 return Err(WriteError::Schema {
                     message: format!(
                         "staged part `{}` of execution {} holds {rows} rows, not {}",
-                        m.part.staging, m.manifest.execution_id, m.part.rows
+                        part.staging, manifest.execution_id, part.rows
                     ),
                 });
             }
@@ -199,9 +214,7 @@ pub async fn combine(
             message: format!("a combined file rolled into {} parts", parts.len()),
         });
     }
-    let mut part = parts.remove(0);
-    part.final_path = key.combined_path(group_id);
-    Ok(part)
+    Ok(parts.remove(0))
 }
 
 /// The intent of committing `combined` for `members`: each manifest names the combined file

@@ -36,27 +36,41 @@ impl FolderSink {
     }
 
     /// The manifest to write for `staged`: with quarantined rows, these are first moved to
-    /// their place beside the manifests (a re-run overwrites them) and the manifest names
+    /// their place beside the manifests (see [`place_rejects`]) and the manifest names
     /// them; without, the staged manifest as it is.
     async fn manifest_with_rejects<'a>(
         &self,
         staged: &'a Staged,
     ) -> Result<Cow<'a, Manifest>, SinkError> {
-        let Some(from) = &staged.rejects else {
+        let Some(target) = place_rejects(&self.store, staged).await? else {
             return Ok(Cow::Borrowed(&staged.manifest));
         };
-        let m = &staged.manifest;
-        let target = partition::rejects_path(&m.dataset, &m.task_id, &m.execution_id);
-        // Already moved by an earlier attempt (a group that fell back to alone commits).
-        if let Err(e) = self.store.rename(from, &target).await
-            && !self.store.exists(&target).await?
-        {
-            return Err(e.into());
-        }
-        let mut m = m.clone();
+        let mut m = staged.manifest.clone();
         m.rejects_path = Some(target.to_string());
         Ok(Cow::Owned(m))
     }
+}
+
+/// Moves `staged`'s quarantined rows, if any, to their place
+/// (`<dataset>/_rejects/task_id=<task>/<execution>.jsonl`, which a re-run overwrites with
+/// the same rows) and returns it. Done before the commit, so a committed execution's
+/// rejects are always in place.
+pub(crate) async fn place_rejects(
+    store: &Store,
+    staged: &Staged,
+) -> Result<Option<object_store::path::Path>, SinkError> {
+    let Some(from) = &staged.rejects else {
+        return Ok(None);
+    };
+    let m = &staged.manifest;
+    let target = partition::rejects_path(&m.dataset, &m.task_id, &m.execution_id);
+    // Already moved by an earlier attempt (a group that fell back to alone commits).
+    if let Err(e) = store.rename(from, &target).await
+        && !store.exists(&target).await?
+    {
+        return Err(e.into());
+    }
+    Ok(Some(target))
 }
 
 #[async_trait::async_trait]

@@ -403,6 +403,10 @@ impl ExecutionWriter {
         if let Some(mut part) = self.current.take() {
             let _ = part.sink.abort().await;
         }
+        // Direct parts are at their final names, outside the staging folder.
+        for part in &self.staged {
+            let _ = self.store.delete(&part.staging).await;
+        }
         if let Ok(list) = self.store.list(&self.names.staging_dir).await {
             for meta in list {
                 let _ = self.store.delete(&meta.location).await;
@@ -583,6 +587,7 @@ mod tests {
             staging_dir: Path::from("_staging/exec-1"),
             final_dir: Path::from("out"),
             stem: "exec-1".to_string(),
+            attempt: None,
         }
     }
 
