@@ -114,42 +114,11 @@ async fn ingest(store: &Store, task: &str, date: &str, execs: std::ops::Range<us
     }
 }
 
-/// The table's rows (partition values and every column), sorted, and its live file count.
+/// The `products` table's rows, sorted, and its live file count.
 async fn table_rows(store: &Store) -> (Vec<String>, usize) {
     let table = DeltaTable::open(store, "products").unwrap();
-    let live = table.live_files().await.unwrap();
-    let mut rows = Vec::new();
-    for f in &live {
-        let bytes = store
-            .get_opt(&StorePath::from(format!("products/{}", f.path)))
-            .await
-            .unwrap()
-            .unwrap();
-        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
-            .unwrap()
-            .build()
-            .unwrap()
-        {
-            let batch = batch.unwrap();
-            let fmts: Vec<_> = batch
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
-                .collect();
-            for i in 0..batch.num_rows() {
-                let mut row = format!(
-                    "{}|{}",
-                    f.partition_values["task_id"], f.partition_values["date"]
-                );
-                for (field, fmt) in batch.schema().fields().iter().zip(&fmts) {
-                    row.push_str(&format!("|{}={}", field.name(), fmt.value(i)));
-                }
-                rows.push(row);
-            }
-        }
-    }
-    rows.sort();
-    (rows, live.len())
+    let live = table.live_files().await.unwrap().len();
+    (dataset_rows(store, "products").await, live)
 }
 
 fn parquet_files(dir: &Path) -> usize {
@@ -395,4 +364,122 @@ async fn measure_compaction_of_200_small_files() {
         stdout(&o),
         stdout(&v)
     );
+}
+
+/// The whole path: `run` in delta mode writes one file per small execution (combining
+/// off), `compact` merges them, a second `run` finds every execution still committed and
+/// adds nothing, and the rows are the same throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_written_by_run_compacts_and_the_next_run_adds_nothing() {
+    let mut toml = format!(
+        r#"
+seed = 7
+token = "{TOKEN}"
+
+[[tasks]]
+id = "task-small"
+name = "Small monitor"
+[tasks.output_schema]
+type = "object"
+[tasks.output_schema.properties]
+product_name = {{ type = "string" }}
+price = {{ type = "number" }}
+"#
+    );
+    for i in 0..12 {
+        toml.push_str(&format!(
+            "\n[[tasks.executions]]\nid = \"exec-{i:02}\"\nrows = {}\ncreated_at = \"2026-11-27T{:02}:00:00Z\"\n",
+            20 + i,
+            i + 1
+        ));
+    }
+    let scenario = titan_sim::Scenario::from_toml_str(&toml).unwrap();
+    let sim = titan_sim::start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &sim.base_url(),
+        "[[tasks]]\nid = \"task-small\"\n",
+    );
+    let run = || async {
+        tokio::process::Command::new(BIN)
+            .args(["run", "--config", "titan.toml"])
+            .current_dir(dir.path())
+            .env("TITAN_TOKEN", TOKEN)
+            .env("TITAN_CONNECTOR_STORE_TABLE_FORMAT", "delta")
+            .env("TITAN_CONNECTOR_RUN_COMBINE_BELOW_MB", "0")
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .unwrap()
+    };
+    let o = run().await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = dir.path().join("out");
+    let store = local_store(&out);
+    let datasets = titan_connector::sink::delta::files::table_datasets(&store)
+        .await
+        .unwrap();
+    assert_eq!(datasets.len(), 1, "{datasets:?}");
+    let table = DeltaTable::open(&store, &datasets[0]).unwrap();
+    let before = table.live_files().await.unwrap();
+    assert_eq!(before.len(), 12);
+    let rows_before = dataset_rows(&store, &datasets[0]).await;
+    assert_eq!(rows_before.len(), (20..32).sum::<usize>());
+
+    let o = run_bin(&["compact", "--config", "titan.toml"], dir.path()).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(": 12 files ("), "{}", stdout(&o));
+    let table = DeltaTable::open(&store, &datasets[0]).unwrap();
+    assert_eq!(table.live_files().await.unwrap().len(), 1);
+    assert_eq!(dataset_rows(&store, &datasets[0]).await, rows_before);
+    assert_eq!(table.committed("task-small").await.unwrap().len(), 12);
+    let version = table.version().await.unwrap();
+
+    // The log still holds every execution: the next run commits nothing.
+    let o = run().await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = DeltaTable::open(&store, &datasets[0]).unwrap();
+    assert_eq!(table.version().await.unwrap(), version);
+    assert_eq!(dataset_rows(&store, &datasets[0]).await, rows_before);
+    sim.shutdown().await;
+}
+
+/// Every row of a dataset's table with its partition values, sorted.
+async fn dataset_rows(store: &Store, dataset: &str) -> Vec<String> {
+    let table = DeltaTable::open(store, dataset).unwrap();
+    let mut rows = Vec::new();
+    for f in table.live_files().await.unwrap() {
+        let bytes = store
+            .get_opt(&StorePath::from(format!("{dataset}/{}", f.path)))
+            .await
+            .unwrap()
+            .unwrap();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap()
+        {
+            let batch = batch.unwrap();
+            let fmts: Vec<_> = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()).unwrap())
+                .collect();
+            for i in 0..batch.num_rows() {
+                let mut row = format!(
+                    "{}|{}",
+                    f.partition_values["task_id"], f.partition_values["date"]
+                );
+                for (field, fmt) in batch.schema().fields().iter().zip(&fmts) {
+                    row.push_str(&format!("|{}={}", field.name(), fmt.value(i)));
+                }
+                rows.push(row);
+            }
+        }
+    }
+    rows.sort();
+    rows
 }
