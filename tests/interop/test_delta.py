@@ -20,16 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST = "sink::delta::tests::writes_a_table_for_the_interop_readers"
 
 
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    out = tmp_path_factory.mktemp("delta")
+def write_with(test, out):
+    """Runs the ignored Rust test `test`, which writes its table under `out`."""
     p = subprocess.run(
-        ["cargo", "test", "--quiet", "--lib", TEST, "--", "--ignored", "--exact"],
+        ["cargo", "test", "--quiet", "--lib", test, "--", "--ignored", "--exact"],
         cwd=ROOT, env=dict(os.environ, DELTA_INTEROP_OUT=str(out)),
         capture_output=True, text=True, timeout=1800,
     )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "1 passed" in p.stdout, p.stdout
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("delta")
+    write_with(TEST, out)
     return out / "ds"
 
 
@@ -99,13 +104,7 @@ COMPACT_TEST = "sink::delta::compact_tests::writes_a_compacted_table_for_the_int
 @pytest.fixture(scope="module")
 def compacted(tmp_path_factory):
     out = tmp_path_factory.mktemp("delta-compacted")
-    p = subprocess.run(
-        ["cargo", "test", "--quiet", "--lib", COMPACT_TEST, "--", "--ignored", "--exact"],
-        cwd=ROOT, env=dict(os.environ, DELTA_INTEROP_OUT=str(out)),
-        capture_output=True, text=True, timeout=1800,
-    )
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "1 passed" in p.stdout, p.stdout
+    write_with(COMPACT_TEST, out)
     return out / "compacted" / "ds"
 
 

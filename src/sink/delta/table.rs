@@ -255,15 +255,7 @@ impl DeltaTable {
             };
             let mut visitor = actions::RemoveVisitor::default();
             let schema = actions::remove_read_schema().map_err(|e| t.kernel(e))?;
-            let batches = snapshot
-                .log_segment()
-                .read_actions(&t.engine, schema)
-                .map_err(|e| t.kernel(e))?;
-            for batch in batches {
-                let batch = batch.map_err(|e| t.kernel(e))?;
-                delta_kernel::RowVisitor::visit_rows_of(&mut visitor, batch.actions())
-                    .map_err(|e| t.kernel(e))?;
-            }
+            t.replay(&snapshot, schema, &mut visitor)?;
             Ok(visitor.removed_at)
         })
         .await
@@ -349,16 +341,29 @@ impl Inner {
             app_ids: HashSet::new(),
         };
         let schema = actions::txn_read_schema().map_err(|e| self.kernel(e))?;
+        self.replay(snapshot, schema, &mut visitor)?;
+        Ok(visitor.app_ids)
+    }
+
+    /// Shows `visitor` the `schema` columns of every action in the log of `snapshot`
+    /// (checkpoint and newer commits: one replay).
+    fn replay<V: delta_kernel::RowVisitor>(
+        &self,
+        snapshot: &SnapshotRef,
+        schema: delta_kernel::schema::SchemaRef,
+        visitor: &mut V,
+    ) -> Result<(), DeltaError> {
         let batches = snapshot
             .log_segment()
             .read_actions(&self.engine, schema)
             .map_err(|e| self.kernel(e))?;
         for batch in batches {
             let batch = batch.map_err(|e| self.kernel(e))?;
-            delta_kernel::RowVisitor::visit_rows_of(&mut visitor, batch.actions())
+            visitor
+                .visit_rows_of(batch.actions())
                 .map_err(|e| self.kernel(e))?;
         }
-        Ok(visitor.app_ids)
+        Ok(())
     }
 
     fn commit(&self, req: &CommitRequest) -> Result<CommitOutcome, DeltaError> {
