@@ -11,7 +11,7 @@ use titan_connector::config::env::vars::TITAN_TOKEN;
 use titan_connector::config::{Config, Env, Overrides, resolve_store_url};
 use titan_connector::report::human_bytes;
 use titan_connector::sink::delta::compact::{self, CompactOptions, CompactOutcome};
-use titan_connector::sink::delta::{DeltaError, DeltaTable, files};
+use titan_connector::sink::delta::{DEFAULT_CHECKPOINT_INTERVAL, DeltaError, DeltaTable, files};
 use titan_connector::sink::store::{Store, StoreConfig};
 
 use super::exit::Exit;
@@ -81,16 +81,17 @@ impl From<DeltaError> for Failed {
     }
 }
 
-/// The store the tables are in.
-fn store_config(args: &TableArgs) -> Result<StoreConfig, Failed> {
+/// The store the tables are in, and how often their commits checkpoint.
+fn store_config(args: &TableArgs) -> Result<(StoreConfig, u64), Failed> {
     let Some(path) = &args.config else {
         let raw = args.store.as_deref().unwrap_or_default();
         let url = resolve_store_url(raw, std::path::Path::new("."))
             .map_err(|m| Failed(Exit::Usage, format!("invalid `--store`: {m}")))?;
-        return Ok(StoreConfig {
+        let store = StoreConfig {
             url,
             options: vec![],
-        });
+        };
+        return Ok((store, DEFAULT_CHECKPOINT_INTERVAL));
     };
     // The config's `[api]` is resolved too, and wants a token: these commands never use it.
     let mut env = Env::from_process();
@@ -108,13 +109,13 @@ fn store_config(args: &TableArgs) -> Result<StoreConfig, Failed> {
         ..Overrides::default()
     };
     Config::load(path, &env, &overrides)
-        .map(|c| c.store)
+        .map(|c| (c.store, c.table.checkpoint_interval))
         .map_err(|e| Failed(Exit::Usage, e.to_string()))
 }
 
 /// The tables to work on: `--dataset`'s, or every one in the store.
 async fn tables(args: &TableArgs) -> Result<(Store, Vec<DeltaTable>), Failed> {
-    let cfg = store_config(args)?;
+    let (cfg, checkpoint_interval) = store_config(args)?;
     let store = Store::open(&cfg).map_err(|e| Failed(Exit::Usage, e.to_string()))?;
     let datasets = files::table_datasets(&store).await?;
     let chosen = match &args.dataset {
@@ -132,7 +133,7 @@ async fn tables(args: &TableArgs) -> Result<(Store, Vec<DeltaTable>), Failed> {
     };
     let mut opened = Vec::new();
     for d in &chosen {
-        opened.push(DeltaTable::open(&store, d)?);
+        opened.push(DeltaTable::open(&store, d)?.with_checkpoint_interval(checkpoint_interval));
     }
     Ok((store, opened))
 }
