@@ -60,7 +60,13 @@ fn schema() -> SchemaRef {
 
 /// Commits executions `e<i>` (`i` in `execs`) of `rows` rows each into `(task, date)` of
 /// the `products` table, one small file and one commit each, as the Delta sink does.
-async fn ingest(store: &Store, task: &str, date: &str, execs: std::ops::Range<usize>, rows: usize) {
+pub(crate) async fn ingest(
+    store: &Store,
+    task: &str,
+    date: &str,
+    execs: std::ops::Range<usize>,
+    rows: usize,
+) {
     let table = DeltaTable::open(store, "products").unwrap();
     let s = schema();
     for i in execs {
@@ -115,7 +121,7 @@ async fn ingest(store: &Store, task: &str, date: &str, execs: std::ops::Range<us
 }
 
 /// The `products` table's rows, sorted, and its live file count.
-async fn table_rows(store: &Store) -> (Vec<String>, usize) {
+pub(crate) async fn table_rows(store: &Store) -> (Vec<String>, usize) {
     let table = DeltaTable::open(store, "products").unwrap();
     let live = table.live_files().await.unwrap().len();
     (dataset_rows(store, "products").await, live)
