@@ -77,6 +77,14 @@ pub(crate) fn url_of(path: &Path) -> Result<Url, url::ParseError> {
     Url::parse("memory:///")?.join(path.as_ref())
 }
 
+/// The path the log uses for the store key `location` under the table root URL `root`:
+/// what the kernel writes as `add.path` (`resolve_file_path`), `None` outside the root.
+pub(crate) fn log_path(root: &Url, location: &Path) -> Option<String> {
+    let url = url_of(location).ok()?;
+    root.make_relative(&url)
+        .filter(|rel| !rel.is_empty() && !rel.starts_with(".."))
+}
+
 /// The `add` metadata of one file, as the kernel's `add_files` takes it: the path relative
 /// to the table root, partition values serialized by the kernel, size, and `numRecords`
 /// stats (no min/max: the file's own page statistics serve engines that prune).

@@ -258,10 +258,10 @@ pub async fn plan(
     key: &PartitionKey,
     opts: &CompactOptions,
 ) -> Result<Plan, DeltaError> {
-    let (snapshot, live, root) = table
+    let (snapshot, live) = table
         .blocking(|t| {
             let Some(snapshot) = t.latest()? else {
-                return Ok((None, Vec::new(), t.root.clone()));
+                return Ok((None, Vec::new()));
             };
             // Rewriting a file with a deletion vector would bring its deleted rows back.
             // Our tables have none; one written by another tool might.
@@ -273,7 +273,7 @@ pub async fn plan(
                 });
             }
             let live = t.live_files(Arc::clone(&snapshot))?;
-            Ok((Some(snapshot), live, t.root.clone()))
+            Ok((Some(snapshot), live))
         })
         .await?;
     let target = i64::try_from(opts.target_bytes).unwrap_or(i64::MAX);
@@ -294,14 +294,28 @@ pub async fn plan(
         });
     }
 
+    // The store keys of the partition's files by their log paths (see
+    // `DeltaTable::log_path`: the log's escaping cannot be undone reliably, so the keys
+    // are listed and mapped the way the kernel wrote them).
+    let mut keys: HashMap<String, Path> = HashMap::new();
+    for o in table.store().list(&key.prefix()).await? {
+        if let Some(rel) = table.log_path(&o.location) {
+            keys.insert(rel, o.location);
+        }
+    }
     // Group by columns (a schema that evolved mid-partition gives two groups).
     let mut groups: Vec<Bin> = Vec::new();
     for file in small {
-        let url = root
-            .join(&file.path)
-            .map_err(|e| invalid(table, format!("`{}`: {e}", file.path)))?;
-        let path = Path::from_url_path(url.path())
-            .map_err(|e| invalid(table, format!("`{}`: {e}", file.path)))?;
+        let path = keys.remove(&file.path).ok_or_else(|| {
+            invalid(
+                table,
+                format!(
+                    "`{}` is in the table but not in the store under `{}`",
+                    file.path,
+                    key.prefix()
+                ),
+            )
+        })?;
         let mut reader = StagedReader {
             store: table.store().object_store(),
             path: path.clone(),
@@ -622,9 +636,7 @@ impl Inner {
                     let ours = added
                         .iter()
                         .filter(|f| {
-                            super::actions::url_of(&f.path)
-                                .ok()
-                                .and_then(|u| self.root.make_relative(&u))
+                            super::actions::log_path(&self.root, &f.path)
                                 .is_some_and(|p| live.contains(&p))
                         })
                         .count();

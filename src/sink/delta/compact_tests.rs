@@ -25,10 +25,17 @@ fn key(task: &str, date: &str) -> PartitionKey {
 /// Every row of the table's current version, one string a row (partition values first,
 /// then `column=value` for each of the file's columns), sorted.
 async fn table_rows(store: &Store, table: &DeltaTable) -> Vec<String> {
+    let keys: std::collections::HashMap<String, Path> = store
+        .list(&Path::from("ds"))
+        .await
+        .expect("list")
+        .into_iter()
+        .filter_map(|o| Some((table.log_path(&o.location)?, o.location)))
+        .collect();
     let mut rows = Vec::new();
     for f in table.live_files().await.expect("live") {
         let bytes = store
-            .get_opt(&Path::from(format!("ds/{}", f.path)))
+            .get_opt(&keys[&f.path])
             .await
             .expect("get")
             .expect("a live file exists");
@@ -552,4 +559,62 @@ async fn compactions_racing_appenders_lose_no_row() {
         .collect();
     assert_eq!(per_exec, expected);
     assert_eq!(table.committed("t1").await.expect("c").len(), 4 + 18);
+}
+
+/// Task ids whose characters the log escapes differently from the store's keys (a space
+/// is `%20` in the log and ` ` in the key; `%` and `/` are escaped in both, non-ASCII as
+/// UTF-8 escapes): compaction finds its inputs, vacuum deletes exactly the replaced files
+/// and discard never deletes a committed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escaped_task_ids_compact_and_vacuum_exactly_their_files() {
+    for task in ["t 1", "t%1", "tâ/x", "a+b=c"] {
+        let store = mem_store();
+        let table = DeltaTable::open(&store, "ds").expect("open");
+        let k = key(task, "2026-01-02");
+        let s = schema(false);
+        let mut written = Vec::new();
+        for i in 0..3 {
+            let exec = format!("e{i}");
+            // At the key the sink uses (`files::part_path`), not `write_file`'s.
+            let f = write_file(&store, &s, "tmp", "2026-01-02", &exec, 2).await;
+            let bytes = store.get_opt(&f.path).await.expect("get").expect("file");
+            store.delete(&f.path).await.expect("delete");
+            let path = files::part_path(&k, &exec, "r1", 0);
+            store.put(&path, bytes).await.expect("put");
+            written.push(path.clone());
+            let f = DataFile {
+                path,
+                task_id: task.to_string(),
+                ..f
+            };
+            table
+                .commit(request(&s, vec![f], &[(task, exec.as_str())]))
+                .await
+                .expect("commit");
+        }
+        let rows = table_rows(&store, &table).await;
+        assert_eq!(
+            files::discard(&table, &k, "e0", "r1")
+                .await
+                .expect("discard"),
+            0,
+            "{task}: a committed file is not discarded"
+        );
+        let done = compact::compact_partition(&table, &k, &CompactOptions::default())
+            .await
+            .expect("compact");
+        assert_eq!(
+            (done.outcome, done.removed),
+            (CompactOutcome::Committed { version: 3 }, 3),
+            "{task}"
+        );
+        let mut swept = files::vacuum(&table, Duration::ZERO).await.expect("vacuum");
+        swept.deleted.sort();
+        assert_eq!(swept.deleted, written, "{task}");
+        assert_eq!(table_rows(&store, &table).await, rows, "{task}");
+        assert!(
+            store.exists(&done.added[0].path).await.expect("exists"),
+            "{task}: the compacted file stays"
+        );
+    }
 }

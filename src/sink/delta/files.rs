@@ -51,15 +51,15 @@ async fn live_paths(table: &DeltaTable) -> Result<HashSet<String>, DeltaError> {
         .collect())
 }
 
-/// `location` relative to the table root, if it is a data file under a partition.
+/// `location`'s path in the log ([`DeltaTable::log_path`]), if it is a data file under a
+/// partition.
 fn data_file_in_table(table: &DeltaTable, location: &Path) -> Option<String> {
     let root = table.root();
-    let rel: Vec<_> = location.prefix_match(&root)?.collect();
-    let first = rel.first()?.as_ref();
-    if !first.starts_with("task_id=") || !location.as_ref().ends_with(".parquet") {
+    let first = location.prefix_match(&root)?.next()?;
+    if !first.as_ref().starts_with("task_id=") || !location.as_ref().ends_with(".parquet") {
         return None;
     }
-    Some(rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/"))
+    table.log_path(location)
 }
 
 /// Deletes what attempt `run_id` at `execution_id` wrote in `key`'s partition and the log

@@ -174,6 +174,14 @@ impl DeltaTable {
         dataset_root(&self.inner.dataset)
     }
 
+    /// The path the log uses for the store key `location` (relative to the table root and
+    /// URL-escaped, as the kernel writes `add.path`), `None` outside the table. Compare log
+    /// paths with this, never with the key's own text: the two escape differently (a
+    /// space is ` ` in a key and `%20` in the log, a `%` is `%25` in both).
+    pub fn log_path(&self, location: &Path) -> Option<String> {
+        actions::log_path(&self.inner.root, location)
+    }
+
     pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T, DeltaError> + Send + 'static,
