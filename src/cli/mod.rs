@@ -55,7 +55,8 @@ pub enum Command {
     /// Rewrite the small files of Delta table partitions into larger ones (one commit per
     /// partition, rows unchanged).
     Compact(maintain::CompactArgs),
-    /// Delete data files no Delta table version references, past a retention.
+    /// Delete data files the current Delta table version does not reference, past a
+    /// retention (leftovers of failed runs, files a compaction replaced).
     Vacuum(maintain::VacuumArgs),
     /// Print a shell completion script to stdout.
     Completions {
