@@ -120,10 +120,12 @@ pub async fn sweep(
     dry_run: bool,
 ) -> Result<Vacuumed, DeltaError> {
     let live = live_paths(table).await?;
-    let removed_at = table.removed_at().await?;
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut done = Vacuumed::default();
+    // Unreferenced files written before the cutoff; only they need the tombstones (one
+    // log replay, skipped when a run starts on a clean table).
+    let mut old = Vec::new();
     for o in table.store().list(&table.root()).await? {
         let Some(rel) = data_file_in_table(table, &o.location) else {
             continue;
@@ -131,10 +133,21 @@ pub async fn sweep(
         if live.contains(&rel) {
             continue;
         }
+        if o.last_modified > cutoff {
+            done.young += 1;
+        } else {
+            old.push((rel, o));
+        }
+    }
+    if old.is_empty() {
+        return Ok(done);
+    }
+    let removed_at = table.removed_at().await?;
+    for (rel, o) in old {
         let removed = removed_at
             .get(&rel)
             .and_then(|ms| chrono::DateTime::from_timestamp_millis(*ms));
-        if o.last_modified > cutoff || removed.is_some_and(|at| at > cutoff) {
+        if removed.is_some_and(|at| at > cutoff) {
             done.young += 1;
             continue;
         }
