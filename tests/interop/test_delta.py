@@ -1,9 +1,10 @@
 """Delta readers: `deltalake` and `polars` read tables written by the connector.
 
-Two sources: the Rust test `sink::delta::tests::writes_a_table_for_the_interop_readers` (two
+Three sources: the Rust test `sink::delta::tests::writes_a_table_for_the_interop_readers` (two
 commits, two partitions, every column type the connector emits, the second commit adding a
-column), and the connector binary ingesting the demo scenario from the simulator in delta mode.
-Both readers must see every row with its values, types and partition values.
+column), a table compacted by the Rust test `sink::delta::compact_tests::...`, and the
+connector binary ingesting the demo scenario from the simulator in delta mode. Both readers
+must see every row with its values, types and partition values.
 """
 import datetime
 import decimal
@@ -22,16 +23,21 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST = "sink::delta::tests::writes_a_table_for_the_interop_readers"
 
 
-@pytest.fixture(scope="module")
-def table(tmp_path_factory):
-    out = tmp_path_factory.mktemp("delta")
+def write_with(test, out):
+    """Runs the ignored Rust test `test`, which writes its table under `out`."""
     p = subprocess.run(
-        ["cargo", "test", "--quiet", "--lib", TEST, "--", "--ignored", "--exact"],
+        ["cargo", "test", "--quiet", "--lib", test, "--", "--ignored", "--exact"],
         cwd=ROOT, env=dict(os.environ, DELTA_INTEROP_OUT=str(out)),
         capture_output=True, text=True, timeout=1800,
     )
     assert p.returncode == 0, p.stdout + p.stderr
     assert "1 passed" in p.stdout, p.stdout
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    out = tmp_path_factory.mktemp("delta")
+    write_with(TEST, out)
     return out / "ds"
 
 
@@ -95,6 +101,46 @@ def test_polars_reads_the_same_rows(table):
     assert normalize(df.to_dicts()) == normalize(expected())
 
 
+COMPACT_TEST = "sink::delta::compact_tests::writes_a_compacted_table_for_the_interop_readers"
+
+
+@pytest.fixture(scope="module")
+def compacted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("delta-compacted")
+    write_with(COMPACT_TEST, out)
+    return out / "compacted" / "ds"
+
+
+def sort_rows(rows):
+    return sorted(rows, key=lambda r: (r["_titan_execution_id"], r["_titan_row"]))
+
+
+def test_deltalake_reads_a_compacted_table_with_the_same_rows_in_fewer_files(compacted):
+    before = DeltaTable(str(compacted), version=12)
+    after = DeltaTable(str(compacted))
+    assert after.version() == 14
+    assert len(before.file_uris()) == 13
+    names = sorted(Path(u).name for u in after.file_uris())
+    assert len(names) == 3 and all(n.startswith("compact-") for n in names), names
+    old = sort_rows(before.to_pyarrow_table().to_pylist())
+    assert len(old) == 6 * 3 + 3 * 2 + 4 * 4
+    assert sort_rows(after.to_pyarrow_table().to_pylist()) == old
+    assert after.schema() == before.schema()
+    ops = [h["operation"] for h in after.history(2)]
+    assert ops == ["OPTIMIZE", "OPTIMIZE"]
+    # Wide rows keep their price, narrow ones read it as null.
+    prices = {r["_titan_execution_id"]: r["price"] for r in old}
+    assert prices["e7"] == 10 and prices["e0"] is None
+
+
+def test_polars_reads_a_compacted_table_with_the_same_rows(compacted):
+    old = pl.read_delta(str(compacted), version=12).sort(["_titan_execution_id", "_titan_row"])
+    new = pl.read_delta(str(compacted)).sort(["_titan_execution_id", "_titan_row"])
+    assert new.schema == old.schema
+    assert new.equals(old)
+    assert new.height == 6 * 3 + 3 * 2 + 4 * 4
+
+
 # --- The connector binary in delta mode, from the simulator ----------------------------------
 #
 # `lake` (conftest.py) is the demo ingested as a Parquet folder; `delta_lake` is the same demo
@@ -134,14 +180,10 @@ def ingested(report):
     return by_ds
 
 
-def by_row(rows):
-    return sorted(rows, key=lambda r: (r["_titan_execution_id"], r["_titan_row"]))
-
-
 def parquet_folder_rows(out, dataset):
     """The Parquet folder's rows of `dataset` (no hive columns: partitions are compared apart)."""
     t = pq.ParquetDataset(str(out / dataset), partitioning=None).read()
-    return by_row(t.to_pylist())
+    return sort_rows(t.to_pylist())
 
 
 def test_the_binary_writes_one_delta_table_per_dataset_and_no_manifests(delta_lake):
@@ -169,7 +211,7 @@ def test_deltalake_reads_every_row_with_the_parquet_folders_values_and_partition
         t = DeltaTable(str(out / dataset)).to_pyarrow_table()
         assert t.schema.field("task_id").type == pa.string()
         assert t.schema.field("date").type == pa.date32()
-        rows = by_row(t.to_pylist())
+        rows = sort_rows(t.to_pylist())
         assert len(rows) == sum(n for _, n in execs.values())
         for r in rows:
             task_id, _ = execs[r["_titan_execution_id"]]
@@ -207,7 +249,7 @@ def test_polars_reads_the_delta_tables_with_their_types(delta_lake, lake):
         assert df.schema["task_id"] == pl.String
         assert df.schema["date"] == pl.Date
         assert df.schema["_titan_row"] == pl.Int64
-        rows = by_row(df.drop("task_id", "date").to_dicts())
+        rows = sort_rows(df.drop("task_id", "date").to_dicts())
         assert rows == parquet_folder_rows(folder, dataset), dataset
     products = pl.read_delta(str(out / "products"))
     assert products.schema["price"] == pl.Decimal(12, 2)

@@ -975,8 +975,11 @@ async fn delta_extra_fields_add_adds_a_nullable_column_that_older_rows_read_as_n
     sim.shutdown().await;
 }
 
+/// A Delta reader decodes `add.path` and reads that key: for task ids that a store key and
+/// a URI escape differently, the log's path must decode to the exact key written, and
+/// vacuum must see those files as referenced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn delta_vacuum_keeps_committed_files_whose_task_id_needs_escaping() {
+async fn delta_log_paths_of_escaped_task_ids_decode_to_their_keys_and_vacuum_keeps_them() {
     use std::sync::Arc;
 
     use arrow::datatypes::{DataType, Field, Schema};

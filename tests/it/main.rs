@@ -14,6 +14,7 @@ mod evolution;
 mod faults;
 mod golden;
 mod lineage;
+mod maintain;
 mod media;
 mod reliability;
 mod stores;
