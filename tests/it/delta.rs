@@ -426,11 +426,19 @@ fn race_scenario() -> Scenario {
     sc.validated().unwrap()
 }
 
+/// The soak's datasets (from its task names).
+const RACE_DATASETS: [&str; 4] = [
+    "customer_reviews",
+    "job_listings",
+    "news_articles",
+    "product_prices",
+];
+
 /// 4 `--shard I/4` processes and 2 unsharded ones at once on the store `store` (opened
 /// by the test) that the children reach through `env`: each execution committed once,
-/// ingested by exactly one process, its export downloaded once (the others found it
-/// leased or committed).
-async fn six_processes_race(store: Store, env: Vec<(String, String)>) {
+/// ingested by exactly one process. With `leases`, its export is downloaded once (the
+/// others found it leased or committed); without, the processes race to the log.
+async fn six_processes_race(store: Store, env: Vec<(String, String)>, leases: bool) {
     let sc = race_scenario();
     let ids: BTreeSet<String> = sc
         .tasks
@@ -486,8 +494,14 @@ async fn six_processes_race(store: Store, env: Vec<(String, String)>) {
     );
 
     let rows = assert_table_equals_source(&store, &sc, &sim.base_url()).await;
+    assert_eq!(delta_datasets(&store).await, RACE_DATASETS);
+    // (Without leases, each dataset's `_leases` is the test's blocking file.)
     let all = keys(&store).await;
-    assert!(leftovers(&all).is_empty(), "{:?}", leftovers(&all));
+    let left: Vec<_> = leftovers(&all)
+        .into_iter()
+        .filter(|k| leases || !k.ends_with("/_leases"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     for ds in delta_datasets(&store).await {
         let unreferenced = unreferenced_files(&store, &ds).await;
         assert!(unreferenced.is_empty(), "{ds}: {unreferenced:?}");
@@ -564,9 +578,22 @@ async fn six_processes_race(store: Store, env: Vec<(String, String)>) {
         }
     }
     assert_eq!(downloads.len(), ids.len());
-    assert!(downloads.values().all(|&n| n == 1), "{downloads:?}");
+    let twice = downloads.values().filter(|&&n| n > 1).count();
+    if leases {
+        assert_eq!(twice, 0, "{downloads:?}");
+    } else {
+        assert!(
+            twice > 0,
+            "no export was downloaded by two processes: no race"
+        );
+        assert!(
+            all.iter().all(|k| !k.contains("/_leases/")),
+            "a lease was taken"
+        );
+    }
     eprintln!(
-        "six processes on {}: {} executions, {rows} rows, ingested per process {per_process:?}, {elapsed:?}",
+        "six processes on {} (leases: {leases}): {} executions, {rows} rows, ingested per \
+         process {per_process:?}, {twice} exports downloaded more than once, {elapsed:?}",
         store.url(),
         ids.len(),
     );
@@ -583,7 +610,26 @@ async fn delta_four_shards_and_two_racing_processes_ingest_each_execution_once_o
         "TITAN_CONNECTOR_STORE".to_string(),
         out.to_string_lossy().into_owned(),
     )];
-    six_processes_race(store, env).await;
+    six_processes_race(store, env, true).await;
+}
+
+/// Without leases (each dataset's `_leases` is a file, so no lease can be created and
+/// every process goes ahead), racing processes download the same executions and only the
+/// log's `txn` check keeps each one exactly once, combined groups included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_racing_processes_without_leases_still_commit_each_execution_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("lake");
+    for ds in RACE_DATASETS {
+        std::fs::create_dir_all(out.join(ds)).unwrap();
+        std::fs::write(out.join(ds).join("_leases"), b"not a folder").unwrap();
+    }
+    let store = local_store(&out);
+    let env = vec![(
+        "TITAN_CONNECTOR_STORE".to_string(),
+        out.to_string_lossy().into_owned(),
+    )];
+    six_processes_race(store, env, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -614,7 +660,7 @@ async fn delta_four_shards_and_two_racing_processes_ingest_each_execution_once_o
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    six_processes_race(store, env).await;
+    six_processes_race(store, env, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

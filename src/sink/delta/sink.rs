@@ -222,7 +222,17 @@ impl Sink for DeltaSink {
                 })
             }
             CommitOutcome::AlreadyCommitted { executions } => {
-                self.delete_unreferenced(vec![combined.final_path]).await;
+                // Ours, never to be committed: the combined file, and the parts of the
+                // members another run committed. The other members' parts are committed
+                // alone next.
+                let mut paths = vec![combined.final_path];
+                paths.extend(
+                    parts
+                        .iter()
+                        .filter(|(_, m)| executions.contains(&m.execution_id))
+                        .map(|(p, _)| p.final_path.clone()),
+                );
+                self.delete_unreferenced(paths).await;
                 Ok(GroupCommitted::Abandoned {
                     committed: executions,
                 })
