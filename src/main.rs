@@ -125,6 +125,8 @@ async fn dispatch(cli: Cli, progress: Progress) -> Exit {
             }
         }
         Command::Convert(args) => convert(&args).await,
+        Command::Compact(args) => cli::maintain::compact(&args, &mut std::io::stdout()).await,
+        Command::Vacuum(args) => cli::maintain::vacuum(&args, &mut std::io::stdout()).await,
         Command::Init(args) => match cli::init::write(&args.path, args.force) {
             Ok(()) => {
                 eprintln!(

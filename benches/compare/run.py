@@ -12,6 +12,8 @@ simulator's own generator, `examples/bench_gen.rs`), then measures:
   polars   scan_csv().sink_parquet(compression='zstd'), or read_json().write_parquet() (JSON array)
   convert  titan-connector convert --input FILE --format F --schema S --output DIR  (no HTTP)
   e2e      titan-sim serving the same file (export_file) + titan-connector run --config C --store DIR
+  e2e-delta  the same with `[store] table_format = "delta"` (a Delta table; goal: within 10%
+           of `e2e`, printed as its own ratio)
 
 and prints wall time, rows/s, MB/s (input bytes / wall), peak RSS and CPU time per tool, then
 the ratios ours/peer. Peak RSS and CPU come from wait4() on that one child (the simulator of
@@ -24,7 +26,7 @@ Environment (all optional):
   BENCH_SHAPES=scraped   subset of products,wide,scraped (scraped: realistic scraped rows,
                          ~300 bytes a CSV row, benches/common/scraped.rs; the one to quote)
   BENCH_FORMATS=csv      subset of csv,json
-  BENCH_TOOLS=convert,e2e  subset of duckdb,polars,convert,e2e
+  BENCH_TOOLS=convert,e2e  subset of duckdb,polars,convert,e2e,e2e-delta
   BENCH_REPEAT=3         runs per measurement; the fastest is kept (default 1)
   BENCH_TIMEOUT=1800     seconds before a measurement is killed
   BENCH_POLARS_JSON_MAX_MB=1500  skip polars on larger JSON arrays (read_json holds ~5.5x the
@@ -34,7 +36,7 @@ Environment (all optional):
   BENCH_DISK_MARGIN_MB=1024  free disk kept beyond an input's estimated size (x1.3, for
                          the outputs); a case that does not fit is skipped with a note
   BENCH_SMALL=10000      executions of 100 rows in the "many small executions" case (run end
-                         to end with combining on and off; 0 skips it)
+                         to end with combining on and off, and in delta mode; 0 skips it)
   BENCH_CACHE=.bench-cache  cache and scratch directory
   CARGO_TARGET_DIR       where the release binaries are (default ./target)
 """
@@ -57,7 +59,7 @@ HERE = Path(__file__).resolve().parent
 PY = sys.executable
 TOKEN = "bench-token"
 PEERS = ("duckdb", "polars")
-OURS = ("convert", "e2e")
+OURS = ("convert", "e2e", "e2e-delta")
 MIB = 1024 * 1024
 
 
@@ -218,9 +220,19 @@ def tail(path: Path, lines: int = 5) -> str:
 
 
 def parquet_stats(path: Path) -> tuple[int, int]:
-    """(rows, bytes) of every Parquet file under `path` (a file or a directory)."""
+    """(rows, bytes) of every Parquet file under `path` (a file or a directory); of a Delta
+    table's, only the files its log references (read with deltalake)."""
     import pyarrow.parquet as pq
 
+    if path.is_dir() and any(path.rglob("_delta_log")):
+        from deltalake import DeltaTable
+
+        rows = size = 0
+        for log_dir in path.rglob("_delta_log"):
+            dt = DeltaTable(str(log_dir.parent))
+            rows += dt.to_pyarrow_dataset().count_rows()
+            size += sum(Path(u.removeprefix("file://")).stat().st_size for u in dt.file_uris())
+        return rows, size
     files = [path] if path.is_file() else sorted(path.rglob("*.parquet"))
     rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
     return rows, sum(f.stat().st_size for f in files)
@@ -327,7 +339,8 @@ def stop_sim(proc: subprocess.Popen) -> dict:
     return {"sim_cpu_s": ru.ru_utime + ru.ru_stime, "sim_peak_rss_kib": ru.ru_maxrss}
 
 
-def run_e2e(inp: Input, scratch: Path, extra: dict) -> tuple[Run, Path]:
+def run_e2e(inp: Input, scratch: Path, extra: dict,
+            table_format: str = "parquet") -> tuple[Run, Path]:
     store = fresh(scratch / "e2e-store")
     scenario = CACHE / f"scenario-{inp.execution_id}.toml"
     scenario.write_text(scenario_toml(inp))
@@ -335,9 +348,11 @@ def run_e2e(inp: Input, scratch: Path, extra: dict) -> tuple[Run, Path]:
     try:
         config = scratch / "e2e.toml"
         config.write_text(connector_toml(inp, base_url, store))
-        env = dict(os.environ, TITAN_API_URL=base_url, TITAN_TOKEN=TOKEN)
+        env = dict(os.environ, TITAN_API_URL=base_url, TITAN_TOKEN=TOKEN,
+                   TITAN_CONNECTOR_STORE_TABLE_FORMAT=table_format)
         cmd = [CONNECTOR, "run", "--config", config, "--store", store]
-        run = measure(cmd, scratch / "e2e.log", env)
+        log_name = "e2e.log" if table_format == "parquet" else f"e2e-{table_format}.log"
+        run = measure(cmd, scratch / log_name, env)
     finally:
         extra.update(stop_sim(sim))
     return run, store
@@ -363,7 +378,7 @@ def small_scenario_toml(executions: int) -> str:
     return "\n".join(lines)
 
 
-def run_small(executions: int, combine: bool) -> dict:
+def run_small(executions: int, combine: bool, table_format: str = "parquet") -> dict:
     """`titan-connector run` over many small executions; executions/s, files, rows."""
     scratch = CACHE / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -380,12 +395,12 @@ def run_small(executions: int, combine: bool) -> dict:
             f"combine_below_mb = {8 if combine else 0}", "", "[media]", "enabled = false", "",
             "[[tasks]]", 'id = "many-small"', 'dataset = "many_small"', ""]))
         report_path = scratch / "small-report.json"
-        env = dict(os.environ, TITAN_TOKEN=TOKEN)
+        env = dict(os.environ, TITAN_TOKEN=TOKEN, TITAN_CONNECTOR_STORE_TABLE_FORMAT=table_format)
         run = measure([CONNECTOR, "run", "--config", config, "--report", report_path],
                       scratch / "small.log", env)
     finally:
         stop_sim(sim)
-    out = {"executions": executions, "combine": combine, "code": run.code,
+    out = {"executions": executions, "combine": combine, "format": table_format, "code": run.code,
            "wall_s": run.wall_s, "peak_rss_kib": run.peak_rss_kib, "cpu_s": run.cpu_s}
     if run.code == 0:
         totals = json.loads(report_path.read_text())["totals"]
@@ -400,15 +415,16 @@ def run_small(executions: int, combine: bool) -> dict:
 
 def small_report(runs: list[dict]) -> str:
     lines = ["== Many small executions (100 rows each, end to end, concurrency 4) ==",
-             f"{'executions':>10}  {'combining':<9}  {'wall s':>7}  {'exec/s':>7}  "
+             f"{'executions':>10}  {'format':<7}  {'combining':<9}  {'wall s':>7}  {'exec/s':>7}  "
              f"{'files':>6}  {'rows':>9}  {'peak MiB':>8}  {'CPU s':>6}  note"]
     for r in runs:
         if r["code"] != 0:
-            lines.append(f"{r['executions']:>10}  {'on' if r['combine'] else 'off':<9}  "
-                         f"failed (exit {r['code']})")
+            lines.append(f"{r['executions']:>10}  {r['format']:<7}  "
+                         f"{'on' if r['combine'] else 'off':<9}  failed (exit {r['code']})")
             continue
         lines.append(
-            f"{r['executions']:>10}  {'on' if r['combine'] else 'off':<9}  {r['wall_s']:>7.1f}  "
+            f"{r['executions']:>10}  {r['format']:<7}  {'on' if r['combine'] else 'off':<9}  "
+            f"{r['wall_s']:>7.1f}  "
             f"{r['executions_per_second']:>7.0f}  {r['files']:>6}  {r['rows']:>9}  "
             f"{r['peak_rss_kib'] / 1024:>8.0f}  {r['cpu_s']:>6.1f}  {r.get('note', '')}")
     return "\n".join(lines)
@@ -443,6 +459,8 @@ def measure_tool(tool: str, inp: Input, skip: dict[str, str]) -> Result:
             run, out = run_peer(tool, inp, scratch)
         elif tool == "convert":
             run, out = run_convert(inp, scratch)
+        elif tool == "e2e-delta":
+            run, out = run_e2e(inp, scratch, extra, "delta")
         else:
             run, out = run_e2e(inp, scratch, extra)
         if run.code != 0:
@@ -538,6 +556,22 @@ def ratio_rows(results: list[Result]) -> list[list[str]]:
     return rows
 
 
+def delta_rows(results: list[Result]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        if r.tool != "e2e-delta" or not r.ok:
+            continue
+        base = next((b for b in results if b.tool == "e2e" and b.ok
+                     and (b.shape, b.rows, b.format) == (r.shape, r.rows, r.format)), None)
+        if base is None:
+            continue
+        wall = r.wall_s / base.wall_s
+        rss = r.peak_rss_kib / base.peak_rss_kib
+        rows.append([f"{r.shape} {r.rows / 1e6:g}M {r.format}", f"{wall:.2f}", f"{rss:.2f}",
+                     "met" if wall <= 1.10 else "MISSED"])
+    return rows
+
+
 def flatness(results: list[Result]) -> list[str]:
     lines = []
     keys = sorted({(r.tool, r.shape, r.format) for r in results})
@@ -562,6 +596,10 @@ def report(results: list[Result], notes: list[str]) -> str:
                   "their in-call time. Goal: wall ≤ 0.8 × best peer, peak < 128 MiB ==",
                   table(["case", "tool", "wall/duckdb", "rss/duckdb", "wall/polars",
                          "rss/polars", "vs"], ratios)]
+    delta = delta_rows(results)
+    if delta:
+        parts += ["", "== Delta table / Parquet folder, end to end (goal: within 10%) ==",
+                  table(["case", "wall delta/parquet", "peak RSS delta/parquet", "goal"], delta)]
     flat = flatness(results)
     if flat:
         parts += ["", "== Peak RSS across sizes =="] + flat
@@ -595,6 +633,8 @@ def main() -> int:
             skip["convert"] = "skipped: this titan-connector has no `convert` subcommand yet"
         if not has_subcommand("run") or not SIM.exists():
             skip["e2e"] = "skipped: no `titan-connector run` pipeline (or titan-sim) yet"
+    if "e2e" in skip:
+        skip["e2e-delta"] = skip["e2e"]
     notes += sorted({f"{t}: {n}" for t, n in skip.items() if t in tools})
     notes.append(f"{os.cpu_count()} cores; peers use their defaults (threads = cores); "
                  f"fastest of {REPEAT} run(s) kept, peak RSS is the largest")
@@ -623,8 +663,8 @@ def main() -> int:
     small = int(os.environ.get("BENCH_SMALL", "10000"))
     small_runs = []
     if small > 0 and "e2e" in tools and "e2e" not in skip:
-        for combine in (True, False):
-            r = run_small(small, combine)
+        for combine, table_format in ((True, "parquet"), (False, "parquet"), (True, "delta")):
+            r = run_small(small, combine, table_format)
             small_runs.append(r)
             log(f"  many small: {r}")
     load_end = os.getloadavg()

@@ -5,6 +5,7 @@ pub mod check;
 pub mod docs;
 pub mod exit;
 pub mod init;
+pub mod maintain;
 pub mod schema;
 
 use std::path::PathBuf;
@@ -51,6 +52,12 @@ pub enum Command {
     Schema(SchemaCommand),
     /// Write a commented starter config with every setting at its default.
     Init(InitArgs),
+    /// Rewrite the small files of Delta table partitions into larger ones (one commit per
+    /// partition, rows unchanged).
+    Compact(maintain::CompactArgs),
+    /// Delete data files the current Delta table version does not reference, past a
+    /// retention (leftovers of failed runs, files a compaction replaced).
+    Vacuum(maintain::VacuumArgs),
     /// Print a shell completion script to stdout.
     Completions {
         #[arg(value_enum)]

@@ -168,11 +168,28 @@ pub fn group_staging_dir(dataset: &str, group_id: &str) -> Path {
     groups_prefix(dataset).join(PathPart::from(group_id))
 }
 
-/// Whether `location` is a combined file (`combined_<group>.parquet`): the rows of
-/// several executions, told apart by `_titan_execution_id`.
+/// Whether `location` is a combined file: the rows of several executions, told apart by
+/// `_titan_execution_id`. `combined_<group>.parquet` in the Parquet folder;
+/// `combined-<group>-<n>.parquet` in a Delta table, whose files are written straight to
+/// their final, attempt-unique names (the group id, a simple UUID, being the attempt).
+/// The Delta form is also what an execution named `combined` would be called there; the
+/// name only feeds the report's count, the log says which executions a file holds.
 pub fn is_combined(location: &Path) -> bool {
     location.filename().is_some_and(|name| {
-        name.starts_with(COMBINED_PREFIX) && name.ends_with(".parquet") && !name.contains('-')
+        let Some(stem) = name.strip_suffix(".parquet") else {
+            return false;
+        };
+        if let Some(group) = stem.strip_prefix(COMBINED_PREFIX) {
+            return !group.contains('-');
+        }
+        stem.strip_prefix("combined-")
+            .and_then(|rest| rest.split_once('-'))
+            .is_some_and(|(group, n)| {
+                group.len() == 32
+                    && group.bytes().all(|b| b.is_ascii_hexdigit())
+                    && !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_digit())
+            })
     })
 }
 
@@ -310,6 +327,22 @@ mod tests {
         // And an execution's parts are not combined files, not even one named like it.
         assert!(!is_combined(&k.part_path("combined_x", 0)));
         assert!(!is_combined(&k.part_path("e1", 0)));
+        // A Delta table's combined file: the group id is the attempt of its direct name.
+        let direct = PartNames::direct(&k, "combined", &group).final_path(0);
+        assert_eq!(
+            direct.as_ref(),
+            format!("products/task_id=t/date=2026-11-28/combined-{group}-0.parquet")
+        );
+        assert!(is_combined(&direct));
+        for not in [
+            "combined-x-0",
+            "combined-0",
+            &format!("combined-{group}-"),
+            &format!("e1-{group}-0"),
+        ] {
+            let p = k.prefix().join(PathPart::from(format!("{not}.parquet")));
+            assert!(!is_combined(&p), "{p}");
+        }
         assert_eq!(
             group_intent_path("products", "g1").as_ref(),
             "products/_groups/g1.json"

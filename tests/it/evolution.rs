@@ -11,7 +11,7 @@ use crate::util::*;
 
 /// The news task's export has `headline`, `published_at` and `comments`; this schema
 /// knows `headline` and `comments` and asks for a `section` the export doesn't have.
-const NEWS_SCHEMA: &str = r#"{
+pub(crate) const NEWS_SCHEMA: &str = r#"{
   "name": "news",
   "version": 1,
   "columns": [

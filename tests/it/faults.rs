@@ -18,7 +18,7 @@ const FAULTS_SCENARIO: &str = concat!(
 
 /// The soak scenario with clean data, so every row must land (dirty data is the
 /// quarantine tests' business).
-fn soak_scenario() -> Scenario {
+pub(crate) fn soak_scenario() -> Scenario {
     soak_scenario_of(None)
 }
 
@@ -27,7 +27,7 @@ fn soak_scenario() -> Scenario {
 /// the client stops listing at a page shorter than it asked for when the server gives no
 /// total, so a task with more executions than the simulator's `page_max` (50) would lose
 /// some — a client limit of its own, not what this soak is about.
-fn soak_scenario_of(executions: Option<usize>) -> Scenario {
+pub(crate) fn soak_scenario_of(executions: Option<usize>) -> Scenario {
     let mut sc = Scenario::from_file(Path::new(FAULTS_SCENARIO)).unwrap();
     for t in &mut sc.tasks {
         t.bad_row_rate = 0.0;
@@ -60,13 +60,13 @@ fn soak_scenario_of(executions: Option<usize>) -> Scenario {
 }
 
 /// `SOAK_EXECUTIONS` (`make soak`), else the scenario's own 52.
-fn soak_size() -> Option<usize> {
+pub(crate) fn soak_size() -> Option<usize> {
     std::env::var("SOAK_EXECUTIONS")
         .ok()
         .map(|v| v.trim().parse().expect("SOAK_EXECUTIONS must be a number"))
 }
 
-fn soak_config(dir: &Path, url: &str, sc: &Scenario, extra: &str) -> Config {
+pub(crate) fn soak_config(dir: &Path, url: &str, sc: &Scenario, extra: &str) -> Config {
     let tasks: String = sc
         .tasks
         .iter()

@@ -239,7 +239,7 @@ pub fn assert_rows_match_as(
     n as u64
 }
 
-fn assert_cell(col: &dyn Array, i: usize, want: &SimValue, what: &str) {
+pub fn assert_cell(col: &dyn Array, i: usize, want: &SimValue, what: &str) {
     if let SimValue::Null = want {
         assert!(col.is_null(i), "{what}: expected null");
         return;

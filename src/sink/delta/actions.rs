@@ -73,8 +73,24 @@ pub(crate) fn partition_values(file: &DataFile) -> Option<HashMap<String, Scalar
 }
 
 /// The URL of a store key under the kernel's view of the store (see `table::root_url`).
+/// Each key segment is percent-encoded as a URL path segment, `%` included: the log's
+/// paths are URIs that readers decode, and must decode to the exact key (which may hold
+/// `%`-escapes of its own, e.g. a task id with `#` or non-ASCII characters).
 pub(crate) fn url_of(path: &Path) -> Result<Url, url::ParseError> {
-    Url::parse("memory:///")?.join(path.as_ref())
+    let mut url = Url::parse("memory:///")?;
+    url.path_segments_mut()
+        .map_err(|()| url::ParseError::RelativeUrlWithCannotBeABaseBase)?
+        .pop_if_empty()
+        .extend(path.parts().map(|p| p.as_ref().to_string()));
+    Ok(url)
+}
+
+/// The path the log uses for the store key `location` under the table root URL `root`:
+/// what the kernel writes as `add.path` (`resolve_file_path`), `None` outside the root.
+pub(crate) fn log_path(root: &Url, location: &Path) -> Option<String> {
+    let url = url_of(location).ok()?;
+    root.make_relative(&url)
+        .filter(|rel| !rel.is_empty() && !rel.starts_with(".."))
 }
 
 /// The `add` metadata of one file, as the kernel's `add_files` takes it: the path relative
@@ -140,6 +156,53 @@ impl RowVisitor for TxnVisitor {
                 && id.starts_with(&self.prefix)
             {
                 self.app_ids.insert(id.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `remove` columns read from the log.
+pub(crate) fn remove_read_schema() -> KernelResult<SchemaRef> {
+    let remove = StructType::try_new([
+        StructField::nullable("path", DataType::STRING),
+        StructField::nullable("deletionTimestamp", DataType::LONG),
+    ])?;
+    Ok(Arc::new(StructType::try_new([StructField::nullable(
+        "remove",
+        DataType::Struct(Box::new(remove)),
+    )])?))
+}
+
+/// Collects, per path, the newest `deletionTimestamp` (ms) of the `remove` actions it is
+/// shown: when a compaction (or any remove) took the file out of the table. `vacuum`
+/// keeps such a file for the retention after that moment, not after the file was
+/// written, since readers of the versions before the remove may still read it.
+#[derive(Default)]
+pub(crate) struct RemoveVisitor {
+    pub removed_at: HashMap<String, i64>,
+}
+
+impl RowVisitor for RemoveVisitor {
+    fn selected_column_names_and_types(&self) -> (&'static [ColumnName], &'static [DataType]) {
+        static NAMES: LazyLock<[ColumnName; 2]> = LazyLock::new(|| {
+            [
+                ColumnName::new(["remove", "path"]),
+                ColumnName::new(["remove", "deletionTimestamp"]),
+            ]
+        });
+        static TYPES: [DataType; 2] = [DataType::STRING, DataType::LONG];
+        (NAMES.as_slice(), &TYPES)
+    }
+
+    fn visit<'a>(&mut self, row_count: usize, getters: &[&'a dyn GetData<'a>]) -> KernelResult<()> {
+        for row in 0..row_count {
+            if let Some(path) = getters[0].get_str(row, "remove.path")? {
+                let at = getters[1]
+                    .get_long(row, "remove.deletionTimestamp")?
+                    .unwrap_or(0);
+                let newest = self.removed_at.entry(path.to_string()).or_insert(at);
+                *newest = (*newest).max(at);
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ use object_store::path::Path;
 use super::{DataFile, DeltaError, DeltaTable};
 use crate::sink::parquet::StagedPart;
 use crate::sink::partition::{PartNames, PartitionKey};
+use crate::sink::store::{Store, StoreError};
 
 /// How old an unreferenced data file must be before [`vacuum`] deletes it: long enough
 /// that no running writer is still between writing it and committing it.
@@ -50,15 +51,15 @@ async fn live_paths(table: &DeltaTable) -> Result<HashSet<String>, DeltaError> {
         .collect())
 }
 
-/// `location` relative to the table root, if it is a data file under a partition.
+/// `location`'s path in the log ([`DeltaTable::log_path`]), if it is a data file under a
+/// partition.
 fn data_file_in_table(table: &DeltaTable, location: &Path) -> Option<String> {
     let root = table.root();
-    let rel: Vec<_> = location.prefix_match(&root)?.collect();
-    let first = rel.first()?.as_ref();
-    if !first.starts_with("task_id=") || !location.as_ref().ends_with(".parquet") {
+    let first = location.prefix_match(&root)?.next()?;
+    if !first.as_ref().starts_with("task_id=") || !location.as_ref().ends_with(".parquet") {
         return None;
     }
-    Some(rel.iter().map(|p| p.as_ref()).collect::<Vec<_>>().join("/"))
+    table.log_path(location)
 }
 
 /// Deletes what attempt `run_id` at `execution_id` wrote in `key`'s partition and the log
@@ -94,20 +95,37 @@ pub async fn discard(
 pub struct Vacuumed {
     /// Unreferenced data files deleted.
     pub deleted: Vec<Path>,
-    /// Unreferenced data files kept because they are younger than the retention (a
-    /// writer may still commit them).
+    /// Their bytes.
+    pub bytes: u64,
+    /// Unreferenced data files kept because they are younger than the retention: written
+    /// recently (a writer may still commit them) or removed from the table recently (a
+    /// reader of an older version may still read them).
     pub young: usize,
 }
 
 /// Deletes the table's data files that the current version does not reference and that
 /// are older than `retention`: files of crashed or failed attempts, and files a compaction
-/// replaced. Files under `_delta_log/`, `media/` and other non-partition folders are never
-/// touched.
+/// replaced. A file the log removed counts its age from the removing commit (its
+/// `deletionTimestamp`), as Delta's own VACUUM does, so a reader still on an older
+/// version keeps its files for the retention. Files under `_delta_log/`, `media/` and
+/// other non-partition folders are never touched.
 pub async fn vacuum(table: &DeltaTable, retention: Duration) -> Result<Vacuumed, DeltaError> {
+    sweep(table, retention, false).await
+}
+
+/// [`vacuum`]; with `dry_run`, `deleted` lists what it would delete and nothing is.
+pub async fn sweep(
+    table: &DeltaTable,
+    retention: Duration,
+    dry_run: bool,
+) -> Result<Vacuumed, DeltaError> {
     let live = live_paths(table).await?;
     let cutoff =
         chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
     let mut done = Vacuumed::default();
+    // Unreferenced files written before the cutoff; only they need the tombstones (one
+    // log replay, skipped when a run starts on a clean table).
+    let mut old = Vec::new();
     for o in table.store().list(&table.root()).await? {
         let Some(rel) = data_file_in_table(table, &o.location) else {
             continue;
@@ -117,10 +135,63 @@ pub async fn vacuum(table: &DeltaTable, retention: Duration) -> Result<Vacuumed,
         }
         if o.last_modified > cutoff {
             done.young += 1;
+        } else {
+            old.push((rel, o));
+        }
+    }
+    if old.is_empty() {
+        return Ok(done);
+    }
+    let removed_at = table.removed_at().await?;
+    for (rel, o) in old {
+        let removed = removed_at
+            .get(&rel)
+            .and_then(|ms| chrono::DateTime::from_timestamp_millis(*ms));
+        if removed.is_some_and(|at| at > cutoff) {
+            done.young += 1;
             continue;
         }
-        table.store().delete(&o.location).await?;
+        if !dry_run {
+            table.store().delete(&o.location).await?;
+        }
+        done.bytes += o.size;
         done.deleted.push(o.location);
     }
     Ok(done)
+}
+
+/// The datasets of `store` that hold a Delta table (a top-level folder with a commit or
+/// checkpoint in its `_delta_log/`), sorted. Lists two levels, never the data.
+pub async fn table_datasets(store: &Store) -> Result<Vec<String>, DeltaError> {
+    let os = store.object_store();
+    let failed = |path: &str, e: object_store::Error| StoreError::Op {
+        url: store.url().to_string(),
+        op: "list",
+        path: path.to_string(),
+        source: Box::new(e),
+    };
+    let top = os
+        .list_with_delimiter(None)
+        .await
+        .map_err(|e| failed("", e))?;
+    let mut found = Vec::new();
+    for folder in top.common_prefixes {
+        let Some(name) = folder.filename().map(str::to_string) else {
+            continue;
+        };
+        let log = folder.clone().join("_delta_log");
+        let listed = os
+            .list_with_delimiter(Some(&log))
+            .await
+            .map_err(|e| failed(log.as_ref(), e))?;
+        if listed.objects.iter().any(|o| {
+            o.location
+                .filename()
+                .is_some_and(|n| n.ends_with(".json") || n.ends_with(".parquet"))
+        }) {
+            found.push(name);
+        }
+    }
+    found.sort();
+    Ok(found)
 }

@@ -16,12 +16,15 @@
 //! two writers of the same execution can never both add it.
 
 mod actions;
+pub mod compact;
 pub mod files;
 mod listing;
 mod schema;
 mod sink;
 mod table;
 
+#[cfg(test)]
+mod compact_tests;
 #[cfg(test)]
 mod tests;
 

@@ -222,7 +222,17 @@ impl Sink for DeltaSink {
                 })
             }
             CommitOutcome::AlreadyCommitted { executions } => {
-                self.delete_unreferenced(vec![combined.final_path]).await;
+                // Ours, never to be committed: the combined file, and the parts of the
+                // members another run committed. The other members' parts are committed
+                // alone next.
+                let mut paths = vec![combined.final_path];
+                paths.extend(
+                    parts
+                        .iter()
+                        .filter(|(_, m)| executions.contains(&m.execution_id))
+                        .map(|(p, _)| p.final_path.clone()),
+                );
+                self.delete_unreferenced(paths).await;
                 Ok(GroupCommitted::Abandoned {
                     committed: executions,
                 })
@@ -247,5 +257,242 @@ impl Sink for DeltaSink {
 impl From<DeltaError> for SinkError {
     fn from(e: DeltaError) -> Self {
         SinkError::Delta(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+    use object_store::memory::InMemory;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::*;
+    use crate::sink::manifest::{MANIFEST_VERSION, Manifest, ManifestStatus};
+    use crate::sink::parquet::ExecutionWriter;
+
+    fn key() -> PartitionKey {
+        PartitionKey {
+            dataset: "d".into(),
+            task_id: "t".into(),
+            date: "2026-11-29".into(),
+        }
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("_titan_execution_id", DataType::Utf8, false),
+            Field::new("_titan_row", DataType::Int64, false),
+        ]))
+    }
+
+    fn settings() -> WriterSettings {
+        WriterSettings {
+            row_group_rows: 1000,
+            file_rows: 1000,
+            file_bytes: u64::MAX,
+            zstd_level: 1,
+            schema_fingerprint: "f".into(),
+        }
+    }
+
+    fn manifest(execution_id: &str, rows: u64, status: ManifestStatus) -> Manifest {
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            status,
+            dataset: "d".into(),
+            task_id: "t".into(),
+            execution_id: execution_id.into(),
+            execution_status: "completed".into(),
+            format: "json".into(),
+            files: vec![],
+            rows,
+            records_read: rows,
+            source_record_count: None,
+            schema_fingerprint: "f".into(),
+            schema: serde_json::json!({}),
+            committed_at: String::new(),
+            connector_version: "0".into(),
+            rejected_rows: 0,
+            rejects_path: None,
+            media: None,
+        }
+    }
+
+    /// `rows` rows of `id` written by attempt `run` as the run loop writes them.
+    async fn written(sink: &DeltaSink, id: &str, run: &str, rows: i64) -> Staged {
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(vec![id; rows as usize])),
+                Arc::new(Int64Array::from_iter_values(1..=rows)),
+            ],
+        )
+        .unwrap();
+        let names = sink.part_names(&key(), id, run);
+        let mut w =
+            ExecutionWriter::new(sink.store().clone(), names, schema(), settings()).unwrap();
+        w.write(&batch).await.unwrap();
+        Staged {
+            key: key(),
+            parts: w.finish().await.unwrap(),
+            manifest: manifest(id, rows as u64, ManifestStatus::Ingested),
+            rejects: None,
+            schema: schema(),
+        }
+    }
+
+    fn sink() -> DeltaSink {
+        let store = Store::from_object_store(Arc::new(InMemory::new()), "memory:///");
+        DeltaSink::new(store, 100)
+    }
+
+    /// The table's rows as a reader sees them: (execution, row) of every live file.
+    async fn table_rows(sink: &DeltaSink) -> Vec<(String, i64)> {
+        let table = sink.table("d").unwrap();
+        let mut rows = Vec::new();
+        for f in table.live_files().await.unwrap() {
+            let bytes = sink
+                .store()
+                .get_opt(&Path::from(format!("d/{}", f.path)))
+                .await
+                .unwrap()
+                .unwrap();
+            for b in ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .unwrap()
+                .build()
+                .unwrap()
+            {
+                let b = b.unwrap();
+                let ids = b.column(0).as_string::<i32>();
+                let n = b.column(1).as_primitive::<Int64Type>();
+                rows.extend((0..b.num_rows()).map(|i| (ids.value(i).to_string(), n.value(i))));
+            }
+        }
+        rows.sort();
+        rows
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parts_are_written_at_their_final_attempt_unique_names() {
+        let sink = sink();
+        let a = written(&sink, "e1", "r1", 3).await;
+        let b = written(&sink, "e1", "r2", 3).await;
+        assert_eq!(
+            a.parts[0].final_path.as_ref(),
+            "d/task_id=t/date=2026-11-29/e1-r1-0.parquet"
+        );
+        assert_eq!(a.parts[0].staging, a.parts[0].final_path);
+        assert_ne!(a.parts[0].final_path, b.parts[0].final_path);
+        assert!(sink.store().exists(&b.parts[0].final_path).await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_attempt_at_a_committed_execution_adds_nothing_and_deletes_its_files() {
+        let sink = sink();
+        let first = written(&sink, "e1", "r1", 4).await;
+        let second = written(&sink, "e1", "r2", 4).await;
+        assert_eq!(sink.commit(&first).await.unwrap(), Committed::Now);
+        assert_eq!(sink.commit(&second).await.unwrap(), Committed::ByAnother);
+        assert!(
+            !sink
+                .store()
+                .exists(&second.parts[0].final_path)
+                .await
+                .unwrap()
+        );
+        assert!(
+            sink.store()
+                .exists(&first.parts[0].final_path)
+                .await
+                .unwrap()
+        );
+        let want: Vec<_> = (1..=4).map(|i| ("e1".to_string(), i)).collect();
+        assert_eq!(table_rows(&sink).await, want);
+        assert_eq!(
+            sink.committed("d", "t").await.unwrap(),
+            HashSet::from(["e1".to_string()])
+        );
+        assert!(sink.is_committed("d", "t", "e1").await.unwrap());
+        assert!(!sink.is_committed("d", "t", "e2").await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_execution_without_results_is_a_commit_of_its_txn_alone() {
+        let sink = sink();
+        let none = Staged {
+            key: key(),
+            parts: vec![],
+            manifest: manifest("e9", 0, ManifestStatus::NoResults),
+            rejects: None,
+            schema: schema(),
+        };
+        assert_eq!(sink.commit(&none).await.unwrap(), Committed::Now);
+        assert!(sink.is_committed("d", "t", "e9").await.unwrap());
+        assert!(table_rows(&sink).await.is_empty());
+        assert_eq!(sink.table("d").unwrap().version().await.unwrap(), Some(0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_is_one_file_in_one_commit_and_its_members_files_are_deleted() {
+        let sink = sink();
+        let members = vec![
+            written(&sink, "e1", "r1", 2).await,
+            written(&sink, "e2", "r1", 3).await,
+            written(&sink, "e3", "r1", 1).await,
+        ];
+        let refs: Vec<&Staged> = members.iter().collect();
+        let GroupCommitted::Now { file, bytes } =
+            sink.commit_group(&refs, settings()).await.unwrap()
+        else {
+            panic!("not committed");
+        };
+        let name = file.filename().unwrap();
+        assert!(
+            name.starts_with("combined-") && name.ends_with("-0.parquet"),
+            "{name}"
+        );
+        assert_eq!(sink.store().size(&file).await.unwrap(), Some(bytes));
+        for m in &members {
+            assert!(!sink.store().exists(&m.parts[0].final_path).await.unwrap());
+        }
+        let table = sink.table("d").unwrap();
+        assert_eq!(table.version().await.unwrap(), Some(0));
+        let live = table.live_files().await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].rows, Some(6));
+        assert_eq!(
+            sink.committed("d", "t").await.unwrap(),
+            HashSet::from(["e1".to_string(), "e2".to_string(), "e3".to_string()])
+        );
+        let rows = table_rows(&sink).await;
+        assert_eq!(rows.len(), 6);
+        assert_eq!(rows[0], ("e1".to_string(), 1));
+        assert_eq!(rows[5], ("e3".to_string(), 1));
+
+        // A group with a member another process committed meanwhile commits nothing.
+        let again = [
+            written(&sink, "e3", "r2", 1).await,
+            written(&sink, "e4", "r2", 2).await,
+        ];
+        let refs: Vec<&Staged> = again.iter().collect();
+        assert_eq!(
+            sink.commit_group(&refs, settings()).await.unwrap(),
+            GroupCommitted::Abandoned {
+                committed: vec!["e3".to_string()]
+            }
+        );
+        assert_eq!(table.version().await.unwrap(), Some(0));
+        // The members' own files stay for their commits alone.
+        assert!(
+            sink.store()
+                .exists(&again[1].parts[0].final_path)
+                .await
+                .unwrap()
+        );
+        assert_eq!(sink.commit(&again[1]).await.unwrap(), Committed::Now);
+        assert_eq!(table_rows(&sink).await.len(), 8);
     }
 }

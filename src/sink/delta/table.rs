@@ -37,7 +37,7 @@ use crate::sink::store::Store;
 pub const DEFAULT_CHECKPOINT_INTERVAL: u64 = 100;
 
 /// `engineInfo` of our commits.
-const ENGINE_INFO: &str = concat!("titan-connector/", env!("CARGO_PKG_VERSION"));
+pub(super) const ENGINE_INFO: &str = concat!("titan-connector/", env!("CARGO_PKG_VERSION"));
 
 /// `version` of every `txn` we write: an execution is committed once, so the version only
 /// says "present".
@@ -45,9 +45,9 @@ const TXN_VERSION: i64 = 1;
 
 /// Commit attempts before giving up on a table that other writers keep advancing. Each
 /// lost attempt means another commit landed, so this bounds waiting, not progress.
-const MAX_ATTEMPTS: u32 = 200;
+pub(super) const MAX_ATTEMPTS: u32 = 200;
 
-type Engine = DefaultEngine<TokioMultiThreadExecutor>;
+pub(super) type Engine = DefaultEngine<TokioMultiThreadExecutor>;
 
 /// What one commit adds: files (already written at their final place), the executions
 /// whose rows they hold (one `txn` each), the schema of the files.
@@ -84,12 +84,12 @@ pub struct DeltaTable {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(super) struct Inner {
     store: Store,
     dataset: String,
     /// `memory:///<dataset>/`, see the module doc.
-    root: Url,
-    engine: Engine,
+    pub(super) root: Url,
+    pub(super) engine: Engine,
     checkpoint_interval: u64,
     /// The newest snapshot seen: the next read only lists the commits after it.
     latest: Mutex<Option<SnapshotRef>>,
@@ -174,7 +174,16 @@ impl DeltaTable {
         dataset_root(&self.inner.dataset)
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// The path the log uses for the store key `location` (relative to the table root and
+    /// URL-escaped, as the kernel writes `add.path`), `None` outside the table. Compare log
+    /// paths with this, never with the key's own text: the two escape differently (a
+    /// space is ` ` in a key and `%20` in the log; a `%` is `%25` in a key and `%2525` in
+    /// the log, which readers decode back to the key).
+    pub fn log_path(&self, location: &Path) -> Option<String> {
+        actions::log_path(&self.inner.root, location)
+    }
+
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Inner) -> Result<T, DeltaError> + Send + 'static,
     ) -> Result<T, DeltaError> {
@@ -245,6 +254,22 @@ impl DeltaTable {
         .await
     }
 
+    /// When each file the log removed was removed (ms since the epoch, the newest
+    /// `remove.deletionTimestamp` per path; one log replay). Tombstones older than the
+    /// table's `deletedFileRetentionDuration` (a week) may be gone from checkpoints.
+    pub async fn removed_at(&self) -> Result<HashMap<String, i64>, DeltaError> {
+        self.blocking(|t| {
+            let Some(snapshot) = t.latest()? else {
+                return Ok(HashMap::new());
+            };
+            let mut visitor = actions::RemoveVisitor::default();
+            let schema = actions::remove_read_schema().map_err(|e| t.kernel(e))?;
+            t.replay(&snapshot, schema, &mut visitor)?;
+            Ok(visitor.removed_at)
+        })
+        .await
+    }
+
     /// Writes a checkpoint of the current version now; `false` if there is no table or it
     /// already had one.
     pub async fn checkpoint(&self) -> Result<bool, DeltaError> {
@@ -266,7 +291,7 @@ enum Attempt {
 }
 
 impl Inner {
-    fn display(&self) -> String {
+    pub(super) fn display(&self) -> String {
         let url = self.store.url();
         if url.ends_with('/') {
             format!("{url}{}", self.dataset)
@@ -275,7 +300,7 @@ impl Inner {
         }
     }
 
-    fn kernel(&self, e: KernelError) -> DeltaError {
+    pub(super) fn kernel(&self, e: KernelError) -> DeltaError {
         DeltaError::Kernel {
             table: self.display(),
             source: Box::new(e),
@@ -283,7 +308,7 @@ impl Inner {
     }
 
     /// The newest version of the table, `None` if it has no commit yet.
-    fn latest(&self) -> Result<Option<SnapshotRef>, DeltaError> {
+    pub(super) fn latest(&self) -> Result<Option<SnapshotRef>, DeltaError> {
         let previous = self
             .latest
             .lock()
@@ -325,16 +350,29 @@ impl Inner {
             app_ids: HashSet::new(),
         };
         let schema = actions::txn_read_schema().map_err(|e| self.kernel(e))?;
+        self.replay(snapshot, schema, &mut visitor)?;
+        Ok(visitor.app_ids)
+    }
+
+    /// Shows `visitor` the `schema` columns of every action in the log of `snapshot`
+    /// (checkpoint and newer commits: one replay).
+    fn replay<V: delta_kernel::RowVisitor>(
+        &self,
+        snapshot: &SnapshotRef,
+        schema: delta_kernel::schema::SchemaRef,
+        visitor: &mut V,
+    ) -> Result<(), DeltaError> {
         let batches = snapshot
             .log_segment()
             .read_actions(&self.engine, schema)
             .map_err(|e| self.kernel(e))?;
         for batch in batches {
             let batch = batch.map_err(|e| self.kernel(e))?;
-            delta_kernel::RowVisitor::visit_rows_of(&mut visitor, batch.actions())
+            visitor
+                .visit_rows_of(batch.actions())
                 .map_err(|e| self.kernel(e))?;
         }
-        Ok(visitor.app_ids)
+        Ok(())
     }
 
     fn commit(&self, req: &CommitRequest) -> Result<CommitOutcome, DeltaError> {
@@ -470,7 +508,7 @@ impl Inner {
         }
     }
 
-    fn add_metadata(
+    pub(super) fn add_metadata(
         &self,
         state: &Arc<delta_kernel::transaction::WriteState>,
         file: &DataFile,
@@ -487,11 +525,20 @@ impl Inner {
         add_file(file, &context, Self::modified_ms()).map_err(|e| self.kernel(e))
     }
 
-    /// Checkpoints when `checkpoint_interval` commits have passed since the last one. A
-    /// failed checkpoint is only logged: the commit stands, and the next one retries.
-    fn after_commit(&self, done: &CommittedTransaction) {
+    /// Checkpoints at versions that are multiples of `checkpoint_interval`, as Delta's own
+    /// writers do: each version has one committer, so concurrent writers (whose snapshots
+    /// may predate the newest checkpoint) never checkpoint the same stretch twice. A failed
+    /// checkpoint is only logged: the commit stands, and once twice the interval has passed
+    /// without one, every commit tries again.
+    pub(super) fn after_commit(&self, done: &CommittedTransaction) {
+        let n = self.checkpoint_interval;
+        if n == 0 {
+            return;
+        }
+        let version = done.commit_version();
         let since = done.post_commit_stats().commits_since_checkpoint;
-        if self.checkpoint_interval == 0 || since < self.checkpoint_interval {
+        let due = version > 0 && version.is_multiple_of(n);
+        if !due && since < n.saturating_mul(2) {
             return;
         }
         let snapshot = match done.post_commit_snapshot() {
@@ -521,7 +568,7 @@ impl Inner {
         Ok(written)
     }
 
-    fn live_files(&self, snapshot: SnapshotRef) -> Result<Vec<LiveFile>, DeltaError> {
+    pub(super) fn live_files(&self, snapshot: SnapshotRef) -> Result<Vec<LiveFile>, DeltaError> {
         let scan = snapshot
             .scan_builder()
             .build()

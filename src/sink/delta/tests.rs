@@ -16,7 +16,7 @@ use parquet::arrow::ArrowWriter;
 use super::*;
 use crate::sink::store::Store;
 
-fn schema(extra: bool) -> SchemaRef {
+pub(super) fn schema(extra: bool) -> SchemaRef {
     let mut fields = vec![
         Field::new("name", DataType::Utf8, true),
         Field::new("_titan_execution_id", DataType::Utf8, false),
@@ -28,12 +28,12 @@ fn schema(extra: bool) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-fn mem_store() -> Store {
+pub(super) fn mem_store() -> Store {
     Store::from_object_store(Arc::new(InMemory::new()), "memory:///")
 }
 
 /// Writes a real Parquet file of `rows` rows for `execution` and describes it.
-async fn write_file(
+pub(super) async fn write_file(
     store: &Store,
     schema: &SchemaRef,
     task: &str,
@@ -74,7 +74,11 @@ async fn write_file(
     }
 }
 
-fn request(schema: &SchemaRef, files: Vec<DataFile>, executions: &[(&str, &str)]) -> CommitRequest {
+pub(super) fn request(
+    schema: &SchemaRef,
+    files: Vec<DataFile>,
+    executions: &[(&str, &str)],
+) -> CommitRequest {
     CommitRequest {
         file_schema: Arc::clone(schema),
         files,
@@ -86,7 +90,7 @@ fn request(schema: &SchemaRef, files: Vec<DataFile>, executions: &[(&str, &str)]
 }
 
 /// The actions of commit `version`, one JSON value a line.
-async fn log_entry(store: &Store, version: u64) -> Vec<serde_json::Value> {
+pub(super) async fn log_entry(store: &Store, version: u64) -> Vec<serde_json::Value> {
     let path = Path::from(format!("ds/_delta_log/{version:020}.json"));
     let bytes = store
         .get_opt(&path)
@@ -100,7 +104,7 @@ async fn log_entry(store: &Store, version: u64) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn set(items: &[&str]) -> HashSet<String> {
+pub(super) fn set(items: &[&str]) -> HashSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
@@ -451,6 +455,7 @@ async fn discard_and_vacuum_delete_only_files_the_log_does_not_hold() {
         kept,
         files::Vacuumed {
             deleted: vec![],
+            bytes: 0,
             young: 1
         }
     );
@@ -459,6 +464,7 @@ async fn discard_and_vacuum_delete_only_files_the_log_does_not_hold() {
         swept.deleted,
         vec![Path::from("ds/task_id=t1/date=2026-01-02/e2-r2-0.parquet")]
     );
+    assert_eq!(swept.bytes, 1);
     let mut left: Vec<String> = store
         .list(&Path::from("ds"))
         .await

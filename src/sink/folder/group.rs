@@ -515,11 +515,11 @@ async fn claim_members(
 }
 
 /// Reads a staged part by ranges (footer, then the row groups' column chunks), so a part
-/// is never held whole in memory.
-struct StagedReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
+/// is never held whole in memory. Delta compaction reads its inputs with it too.
+pub(crate) struct StagedReader {
+    pub(crate) store: Arc<dyn ObjectStore>,
+    pub(crate) path: Path,
+    pub(crate) size: u64,
 }
 
 fn external(e: object_store::Error) -> ParquetError {
