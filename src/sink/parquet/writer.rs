@@ -66,7 +66,8 @@ pub struct WriterTuning {
 /// of 32 took peak RSS from 230 to 100 MiB (with 2048-row batches) at the same speed.
 /// 8 MiB instead of 16 took scraped rows (~320 bytes as CSV) from 113–119 to 107–111 MiB
 /// at 2M rows and from 130–134 to 114–121 MiB at 10M, the wide shape from 102 to 94 MiB,
-/// at the same CPU; row groups are then ~58k scraped rows, ~20k wide ones.
+/// at the same CPU. Row groups are then ~48k scraped rows, ~98k products rows and ~10k
+/// wide ones (each ~8 MiB encoded).
 pub const DEFAULT_ROW_GROUP_BYTES: usize = 8 << 20;
 /// More encode threads than this stop paying: the decode stage needs a core too.
 const MAX_ENCODE_THREADS: usize = 4;
