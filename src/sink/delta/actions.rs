@@ -26,6 +26,8 @@ use url::Url;
 
 /// Start of every app id this connector writes.
 const APP_PREFIX: &str = "titan-connector";
+/// What every app id this connector writes starts with, separator included.
+pub(crate) const APP_ID_START: &str = "titan-connector:";
 
 /// The `txn` app id of one execution: `titan-connector:<task>:<execution>`. The table is
 /// per dataset, so the dataset is not part of it. Task ids never contain `:` in Titan, but

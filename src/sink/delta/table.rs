@@ -93,6 +93,9 @@ pub(super) struct Inner {
     checkpoint_interval: u64,
     /// The newest snapshot seen: the next read only lists the commits after it.
     latest: Mutex<Option<SnapshotRef>>,
+    /// Our app ids at one table version: the log is replayed once per new version, not
+    /// once per question (a run asks for every execution it claims).
+    app_ids: Mutex<Option<(u64, Arc<HashSet<String>>)>>,
 }
 
 impl std::fmt::Debug for DeltaTable {
@@ -140,6 +143,7 @@ impl DeltaTable {
                 engine,
                 checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
                 latest: Mutex::new(None),
+                app_ids: Mutex::new(None),
             }),
         })
     }
@@ -153,6 +157,7 @@ impl DeltaTable {
             engine: engine_for(&self.inner.store, tokio::runtime::Handle::current()),
             checkpoint_interval: n,
             latest: Mutex::new(None),
+            app_ids: Mutex::new(None),
         };
         DeltaTable {
             inner: Arc::new(inner),
@@ -209,9 +214,10 @@ impl DeltaTable {
             let Some(snapshot) = t.latest()? else {
                 return Ok(HashSet::new());
             };
-            let ids = t.app_ids(&snapshot, &prefix)?;
+            let ids = t.our_app_ids(&snapshot)?;
             Ok(ids
                 .iter()
+                .filter(|id| id.starts_with(&prefix))
                 .filter_map(|id| parse_app_id(id).map(|(_, e)| e.to_string()))
                 .collect())
         })
@@ -229,10 +235,7 @@ impl DeltaTable {
             let Some(snapshot) = t.latest()? else {
                 return Ok(false);
             };
-            let version = snapshot
-                .get_app_id_version(&id, &t.engine)
-                .map_err(|e| t.kernel(e))?;
-            Ok(version.is_some())
+            Ok(t.our_app_ids(&snapshot)?.contains(&id))
         })
         .await
     }
@@ -343,6 +346,20 @@ impl Inner {
             .any(|o| o.location.filename().is_some_and(|n| n.ends_with(".json"))))
     }
 
+    /// Every app id this connector wrote, as of `snapshot` (cached per version).
+    fn our_app_ids(&self, snapshot: &SnapshotRef) -> Result<Arc<HashSet<String>>, DeltaError> {
+        let version = snapshot.version();
+        if let Some((v, ids)) = &*self.app_ids.lock().unwrap_or_else(PoisonError::into_inner)
+            && *v == version
+        {
+            return Ok(Arc::clone(ids));
+        }
+        let ids = Arc::new(self.app_ids(snapshot, actions::APP_ID_START)?);
+        *self.app_ids.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((version, Arc::clone(&ids)));
+        Ok(ids)
+    }
+
     /// App ids starting with `prefix` in the log of `snapshot` (one replay of the log).
     fn app_ids(&self, snapshot: &SnapshotRef, prefix: &str) -> Result<HashSet<String>, DeltaError> {
         let mut visitor = TxnVisitor {
@@ -389,7 +406,7 @@ impl Inner {
             let attempted = match self.latest()? {
                 None => self.try_create(&ours, req, &ids)?,
                 Some(snapshot) => {
-                    let present = self.app_ids(&snapshot, "titan-connector:")?;
+                    let present = self.our_app_ids(&snapshot)?;
                     let already: Vec<String> = req
                         .executions
                         .iter()
