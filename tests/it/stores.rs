@@ -649,42 +649,31 @@ async fn s3_delta_compact_and_vacuum_through_the_binary() {
         ("AWS_REGION", MOTO_REGION.to_string()),
     ];
     let dir = tempfile::tempdir().unwrap();
-    let bin = |args: &'static [&'static str]| {
+    // Runs the binary, which must exit 0, and returns its stdout.
+    let bin_ok = async |args: &'static [&'static str]| {
         let mut cmd = tokio::process::Command::new(BIN);
         cmd.args(args).current_dir(dir.path()).env_clear();
         for (k, v) in &env {
             cmd.env(k, v);
         }
-        cmd
+        let o = cmd.output().await.unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        text
     };
-    let o = bin(&["compact", "--store", "s3://dlake/lake"])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = bin_ok(&["compact", "--store", "s3://dlake/lake"]).await;
     assert!(
         text.starts_with("s3://dlake/lake/products: task_id=t1 date=2026-01-02: 30 files ("),
         "{text}"
     );
     assert_eq!(crate::maintain::table_rows(&store).await, (rows.clone(), 1));
 
-    let o = bin(&["vacuum", "--store", "s3://dlake/lake", "--retention", "0s"])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{text}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let text = bin_ok(&["vacuum", "--store", "s3://dlake/lake", "--retention", "0s"]).await;
     assert!(
         text.starts_with("s3://dlake/lake/products: deleted 30 unreferenced file(s) ("),
         "{text}"
