@@ -175,6 +175,15 @@ impl Store {
             .map_err(|e| self.op_err("list", prefix, e))
     }
 
+    /// The folders directly under `prefix` (one delimited listing, not a walk).
+    pub async fn folders(&self, prefix: &Path) -> Result<Vec<Path>, StoreError> {
+        self.inner
+            .list_with_delimiter(Some(prefix))
+            .await
+            .map(|l| l.common_prefixes)
+            .map_err(|e| self.op_err("list", prefix, e))
+    }
+
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, path: &Path) -> Result<(), StoreError> {
         match self.inner.delete(path).await {

@@ -99,6 +99,21 @@ impl Sink for DeltaSink {
     /// retention (a live writer may still commit younger files).
     async fn recover(&self, dataset: &str, _owner: &Owner) -> Result<Recovered, SinkError> {
         let table = self.table(dataset)?;
+        // A Parquet folder's parts are data files no Delta commit references: the sweep
+        // below would delete them. Refuse the dataset before anything is written into it.
+        let root = table.root();
+        let manifests = root.clone().join(partition::MANIFESTS_DIR);
+        if self.store.folders(&root).await?.contains(&manifests) {
+            return Err(DeltaError::Invalid {
+                table: table.url(),
+                message: format!(
+                    "it was written as a Parquet folder (`{manifests}/` exists); a Delta \
+                     table there would delete its files as unreferenced. Write Delta to \
+                     another dataset or store"
+                ),
+            }
+            .into());
+        }
         if table.version().await?.is_none() {
             return Ok(Recovered::default());
         }
@@ -373,6 +388,27 @@ mod tests {
         }
         rows.sort();
         rows
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dataset_written_as_a_parquet_folder_is_refused_before_anything_is_swept() {
+        let sink = sink();
+        let part = Path::from("d/task_id=t/date=2026-11-29/e1-0.parquet");
+        sink.store().put(&part, "folder part".into()).await.unwrap();
+        let owner = Owner::this_process("r1");
+        // Without manifests the dataset is fair game (nothing committed yet: no sweep).
+        assert_eq!(
+            sink.recover("d", &owner).await.unwrap(),
+            Recovered::default()
+        );
+        let manifest = Path::from("d/_manifests/t/e1.json");
+        sink.store().put(&manifest, "{}".into()).await.unwrap();
+        let err = sink.recover("d", &owner).await.unwrap_err().to_string();
+        assert!(
+            err.contains("written as a Parquet folder (`d/_manifests/` exists)"),
+            "{err}"
+        );
+        assert!(sink.store().exists(&part).await.unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
