@@ -396,16 +396,7 @@ async fn record_no_results(
         parts: vec![],
         manifest: new_manifest(task, &task.schema, execution, ManifestStatus::NoResults),
         rejects: None,
-        schema: ctx.media.output_schema(
-            &Mapper::new(
-                &task.schema,
-                Lineage {
-                    task_id: task.task_id.clone(),
-                    execution_id: execution.id.clone(),
-                },
-            )
-            .arrow_schema(),
-        ),
+        schema: ctx.media.output_schema(&task.schema.arrow_schema()),
     };
     ctx.sink.commit(&staged).await?;
     warn!(
