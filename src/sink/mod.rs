@@ -104,6 +104,17 @@ impl Staged {
     pub fn bytes(&self) -> u64 {
         self.parts.iter().map(|p| p.bytes).sum()
     }
+
+    /// The execution's one part, which it may share with others in a combined file.
+    pub fn only_part(&self) -> Result<&StagedPart, SinkError> {
+        match self.parts.as_slice() {
+            [part] => Ok(part),
+            parts => Err(SinkError::NotCombinable {
+                execution_id: self.manifest.execution_id.clone(),
+                parts: parts.len(),
+            }),
+        }
+    }
 }
 
 /// How a commit ended.

@@ -183,12 +183,7 @@ impl Sink for DeltaSink {
         let mut parts: Vec<(&StagedPart, &crate::sink::manifest::Manifest)> =
             Vec::with_capacity(members.len());
         for m in members {
-            let [part] = m.parts.as_slice() else {
-                return Err(GroupFailed::Before(SinkError::NotCombinable {
-                    execution_id: m.manifest.execution_id.clone(),
-                    parts: m.parts.len(),
-                }));
-            };
+            let part = m.only_part().map_err(GroupFailed::Before)?;
             parts.push((part, &m.manifest));
         }
         let key = &first.key;

@@ -143,12 +143,7 @@ impl Sink for FolderSink {
     ) -> Result<GroupCommitted, GroupFailed> {
         let mut parts = Vec::with_capacity(members.len());
         for m in members {
-            let [part] = m.parts.as_slice() else {
-                return Err(GroupFailed::Before(SinkError::NotCombinable {
-                    execution_id: m.manifest.execution_id.clone(),
-                    parts: m.parts.len(),
-                }));
-            };
+            let part = m.only_part().map_err(GroupFailed::Before)?;
             let manifest = self
                 .manifest_with_rejects(m)
                 .await
