@@ -29,7 +29,7 @@ pub(super) fn lineage(
 ) -> Result<Option<LineageSettings>, ConfigError> {
     let disabled = env
         .get(vars::OPENLINEAGE_DISABLED)
-        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        .is_some_and(|v| super::layer::boolean(v.trim()).unwrap_or(false));
     if disabled || section.enabled == Some(false) {
         return Ok(None);
     }

@@ -175,7 +175,8 @@ impl Resolving<'_> {
                 api.rate_limit_per_minute = Some(n);
                 api.rate_limit_from_server = false;
             }
-            None => api.rate_limit_from_server = true,
+            // Unset: `ApiConfig::new` already follows the server's advertised limit.
+            None => {}
         }
         if let Some(hosts) = &file.media.allowed_hosts {
             api.media_allowed_hosts = hosts.clone();

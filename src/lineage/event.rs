@@ -113,11 +113,6 @@ impl EventContext {
     }
 }
 
-/// The current time as OpenLineage wants it (RFC 3339, UTC, milliseconds).
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 /// `titan://<host>[:port]`: the namespace of a Titan API's tasks.
 pub fn input_namespace(api: &Url) -> String {
     let host = api.host_str().unwrap_or("unknown");
@@ -130,21 +125,21 @@ pub fn input_namespace(api: &Url) -> String {
 /// `(namespace, name)` of `dataset` in the store at `store`, per the OpenLineage naming
 /// conventions. Only scheme, host and path are used: never user info or a query.
 pub fn output_dataset(store: &Url, dataset: &str) -> (String, String) {
+    // The store's own prefix, decoded as `Store::open` decodes it, so the name is where
+    // the files land.
+    let prefix = object_store::path::Path::from_url_path(store.path())
+        .map(|p| p.to_string())
+        .unwrap_or_default();
     let joined = |prefix: &str| {
-        let prefix = prefix.trim_matches('/');
         if prefix.is_empty() {
             dataset.to_string()
         } else {
             format!("{prefix}/{dataset}")
         }
     };
-    let path = percent_decode(store.path());
     match store.scheme() {
-        "file" => {
-            let dir = path.trim_end_matches('/');
-            ("file".to_string(), format!("{dir}/{dataset}"))
-        }
-        "memory" => ("inmemory://".to_string(), joined(&path)),
+        "file" => ("file".to_string(), format!("/{}", joined(&prefix))),
+        "memory" => ("inmemory://".to_string(), joined(&prefix)),
         scheme => {
             let scheme = if scheme == "s3a" { "s3" } else { scheme };
             let authority = match (store.host_str(), store.port()) {
@@ -152,34 +147,9 @@ pub fn output_dataset(store: &Url, dataset: &str) -> (String, String) {
                 (Some(h), None) => h.to_string(),
                 (None, _) => String::new(),
             };
-            (format!("{scheme}://{authority}"), joined(&path))
+            (format!("{scheme}://{authority}"), joined(&prefix))
         }
     }
-}
-
-/// `%20` → ` ` (a URL's path is percent-encoded; dataset names are plain text).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match (
-            b[i],
-            b.get(i + 1).copied().and_then(hex),
-            b.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (c, _, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn base(ctx: &EventContext, kind: EventType, time: &str, run_facets: Value) -> Value {

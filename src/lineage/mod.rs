@@ -154,7 +154,7 @@ impl LineageRun {
             let ctx = Arc::clone(&ctx);
             let delivery = Arc::clone(&delivery);
             tokio::spawn(async move {
-                let ev = event::start_event(&ctx, &event::now());
+                let ev = event::start_event(&ctx, &crate::report::now_rfc3339());
                 delivery.deliver(&ev).await;
             })
         };
@@ -176,7 +176,7 @@ impl LineageRun {
     /// Sends FAIL for a run that ended without a report (`error` says why).
     pub async fn fail(mut self, error: &str) {
         self.wait_for_start().await;
-        let ev = event::fail_event(&self.ctx, error, &event::now());
+        let ev = event::fail_event(&self.ctx, error, &crate::report::now_rfc3339());
         self.delivery.deliver(&ev).await;
     }
 
