@@ -5,6 +5,7 @@
 //! here, from the variables each cloud's own tools use, and are never shown in messages.
 //! Object keys are built with `object_store::path::Path`, never by string concatenation.
 
+use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -466,12 +467,25 @@ const SHOWN_OPTIONS: &[&str] = &[
 
 impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let options: Vec<(&str, &str)> = self
+        let options: Vec<(&str, Cow<'_, str>)> = self
             .options
             .iter()
             .map(|(k, v)| {
                 let shown = SHOWN_OPTIONS.contains(&k.to_ascii_lowercase().as_str());
-                (k.as_str(), if shown { v.as_str() } else { "[redacted]" })
+                let value = match Url::parse(v) {
+                    // An endpoint may carry user:password or a signed query too.
+                    Ok(u)
+                        if shown
+                            && (u.password().is_some()
+                                || !u.username().is_empty()
+                                || u.query().is_some()) =>
+                    {
+                        Cow::Owned(redact_url(&u))
+                    }
+                    _ if shown => Cow::Borrowed(v.as_str()),
+                    _ => Cow::Borrowed("[redacted]"),
+                };
+                (k.as_str(), value)
             })
             .collect();
         f.debug_struct("StoreConfig")
@@ -525,6 +539,22 @@ mod tests {
              (\"aws_session_token\", \"[redacted]\"), (\"azure_storage_sas_key\", \"[redacted]\"), \
              (\"google_service_account_key\", \"[redacted]\"), (\"some_future_option\", \"[redacted]\"), \
              (\"AWS_ENDPOINT\", \"http://127.0.0.1:9000\")] }"
+        );
+    }
+
+    #[test]
+    fn debug_hides_credentials_inside_a_shown_endpoint() {
+        let cfg = StoreConfig {
+            url: Url::parse("s3://bucket/prefix").unwrap(),
+            options: vec![(
+                "aws_endpoint".into(),
+                "https://user:pw-SECRET@minio.internal:9000/?sig=SECRET".into(),
+            )],
+        };
+        assert_eq!(
+            format!("{cfg:?}"),
+            "StoreConfig { url: \"s3://bucket/prefix\", options: [(\"aws_endpoint\", \
+             \"https://minio.internal:9000/\")] }"
         );
     }
 
