@@ -119,9 +119,17 @@ pub async fn sweep(
     retention: Duration,
     dry_run: bool,
 ) -> Result<Vacuumed, DeltaError> {
+    // No commit yet: every data file would look unreferenced, and a folder that is not
+    // (yet) a table is not ours to sweep.
+    if table.version().await?.is_none() {
+        return Ok(Vacuumed::default());
+    }
     let live = live_paths(table).await?;
-    let cutoff =
-        chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    // A retention longer than the calendar (`--retention 300000y`) keeps everything.
+    let cutoff = chrono::Duration::from_std(retention)
+        .ok()
+        .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
     let mut done = Vacuumed::default();
     // Unreferenced files written before the cutoff; only they need the tombstones (one
     // log replay, skipped when a run starts on a clean table).

@@ -610,3 +610,30 @@ async fn an_execution_without_results_is_recorded_by_its_txn_alone() {
         .count();
     assert_eq!(adds, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vacuum_leaves_a_folder_without_commits_alone_and_takes_any_retention() {
+    let store = mem_store();
+    let table = DeltaTable::open(&store, "ds").expect("open");
+    let s = schema(false);
+    let stray = write_file(&store, &s, "t1", "2026-01-02", "e0", 2).await;
+    // Not a table yet: nothing is "unreferenced", even at retention 0.
+    let done = files::vacuum(&table, Duration::ZERO).await.expect("vacuum");
+    assert_eq!(done, files::Vacuumed::default());
+    assert!(store.exists(&stray.path).await.expect("exists"));
+
+    let kept = write_file(&store, &s, "t1", "2026-01-02", "e1", 3).await;
+    table
+        .commit(request(&s, vec![kept.clone()], &[("t1", "e1")]))
+        .await
+        .expect("commit");
+    // A retention beyond the calendar keeps everything instead of overflowing.
+    let done = files::vacuum(&table, Duration::from_secs(u64::MAX / 4))
+        .await
+        .expect("vacuum");
+    assert!(done.deleted.is_empty());
+    assert_eq!(done.young, 1);
+    let done = files::vacuum(&table, Duration::ZERO).await.expect("vacuum");
+    assert_eq!(done.deleted, vec![stray.path.clone()]);
+    assert!(store.exists(&kept.path).await.expect("exists"));
+}
