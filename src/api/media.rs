@@ -128,9 +128,6 @@ impl MediaPolicy {
         if url.origin() == base.origin() {
             return Ok(MediaTarget::ApiOrigin(url));
         }
-        if url.host().is_none() {
-            return Err(invalid(&url, "has no host".into()));
-        }
         self.check_foreign(&url)?;
         Ok(MediaTarget::Foreign(url))
     }

@@ -166,8 +166,7 @@ async fn ingest(
         staged.rows(),
         staged.bytes(),
         ctx.cfg.run.file_rows as u64,
-    ) && staged.parts.len() == 1
-    {
+    ) {
         return Ok(Some(staged));
     }
     if ctx.sink.commit(&staged).await? == Committed::ByAnother {
