@@ -24,6 +24,8 @@ use delta_kernel_default_engine::parquet::DataFileMetadata;
 use object_store::path::Path;
 use url::Url;
 
+use crate::map::parse_time::parse_date32;
+
 /// Start of every app id this connector writes.
 const APP_PREFIX: &str = "titan-connector";
 /// What every app id this connector writes starts with, separator included.
@@ -59,18 +61,14 @@ pub struct DataFile {
     pub bytes: u64,
 }
 
-/// Days since 1970-01-01 of a `YYYY-MM-DD` date: Delta's DATE partition value.
-pub(crate) fn epoch_days(date: &str) -> Option<i32> {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
-    i32::try_from((d - epoch).num_days()).ok()
-}
-
 /// The partition values of a file, keyed by the partition columns.
 pub(crate) fn partition_values(file: &DataFile) -> Option<HashMap<String, Scalar>> {
     Some(HashMap::from([
         ("task_id".to_string(), Scalar::String(file.task_id.clone())),
-        ("date".to_string(), Scalar::Date(epoch_days(&file.date)?)),
+        (
+            "date".to_string(),
+            Scalar::Date(parse_date32(&file.date).ok()?),
+        ),
     ]))
 }
 

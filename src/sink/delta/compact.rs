@@ -120,15 +120,6 @@ impl Plan {
         self.bins.iter().map(|b| b.inputs.len()).sum()
     }
 
-    /// Their bytes.
-    pub fn input_bytes(&self) -> u64 {
-        self.bins
-            .iter()
-            .flat_map(|b| &b.inputs)
-            .map(|i| u64::try_from(i.file.size).unwrap_or(0))
-            .sum()
-    }
-
     /// The table version the plan was read from.
     pub fn version(&self) -> Option<u64> {
         self.snapshot.as_ref().map(|s| s.version())

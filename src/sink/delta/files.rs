@@ -13,7 +13,7 @@ use object_store::path::Path;
 use super::{DataFile, DeltaError, DeltaTable};
 use crate::sink::parquet::StagedPart;
 use crate::sink::partition::{PartNames, PartitionKey};
-use crate::sink::store::{Store, StoreError};
+use crate::sink::store::Store;
 
 /// How old an unreferenced data file must be before [`vacuum`] deletes it: long enough
 /// that no running writer is still between writing it and committing it.
@@ -172,16 +172,10 @@ pub async fn sweep(
 /// checkpoint in its `_delta_log/`), sorted. Lists two levels, never the data.
 pub async fn table_datasets(store: &Store) -> Result<Vec<String>, DeltaError> {
     let os = store.object_store();
-    let failed = |path: &str, e: object_store::Error| StoreError::Op {
-        url: store.url().to_string(),
-        op: "list",
-        path: path.to_string(),
-        source: Box::new(e),
-    };
     let top = os
         .list_with_delimiter(None)
         .await
-        .map_err(|e| failed("", e))?;
+        .map_err(|e| store.op_err("list", &Path::default(), e))?;
     let mut found = Vec::new();
     for folder in top.common_prefixes {
         let Some(name) = folder.filename().map(str::to_string) else {
@@ -191,7 +185,7 @@ pub async fn table_datasets(store: &Store) -> Result<Vec<String>, DeltaError> {
         let listed = os
             .list_with_delimiter(Some(&log))
             .await
-            .map_err(|e| failed(log.as_ref(), e))?;
+            .map_err(|e| store.op_err("list", &log, e))?;
         if listed.objects.iter().any(|o| {
             o.location
                 .filename()

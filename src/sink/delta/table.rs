@@ -149,7 +149,12 @@ impl DeltaTable {
     }
 
     /// Checkpoint every `n` commits instead of [`DEFAULT_CHECKPOINT_INTERVAL`] (`0`: never).
-    pub fn with_checkpoint_interval(self, n: u64) -> DeltaTable {
+    pub fn with_checkpoint_interval(mut self, n: u64) -> DeltaTable {
+        // Called right after `open`: the handle is the only one, set it in place.
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.checkpoint_interval = n;
+            return self;
+        }
         let inner = Inner {
             store: self.inner.store.clone(),
             dataset: self.inner.dataset.clone(),
@@ -269,18 +274,6 @@ impl DeltaTable {
             let schema = actions::remove_read_schema().map_err(|e| t.kernel(e))?;
             t.replay(&snapshot, schema, &mut visitor)?;
             Ok(visitor.removed_at)
-        })
-        .await
-    }
-
-    /// Writes a checkpoint of the current version now; `false` if there is no table or it
-    /// already had one.
-    pub async fn checkpoint(&self) -> Result<bool, DeltaError> {
-        self.blocking(|t| {
-            let Some(snapshot) = t.latest()? else {
-                return Ok(false);
-            };
-            t.checkpoint(&snapshot)
         })
         .await
     }
