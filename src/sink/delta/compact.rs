@@ -28,14 +28,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use delta_kernel::committer::FileSystemCommitter;
 use delta_kernel::expressions::ColumnName;
 use delta_kernel::schema::DataType;
-use delta_kernel::transaction::{CommitResult, CommittedTransaction, UpdateTableOperation};
+use delta_kernel::transaction::{CommittedTransaction, UpdateTableOperation};
 use delta_kernel::{
     FilteredEngineData, FilteredRowVisitor, GetData, KernelResult, RowIndexIterator, SnapshotRef,
 };
@@ -49,7 +48,6 @@ use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
-use rand::Rng;
 use tracing::{debug, info, warn};
 
 use super::table::{ENGINE_INFO, Inner, MAX_ATTEMPTS};
@@ -643,8 +641,7 @@ impl Inner {
                 }
                 Replace::Lost => {
                     debug!(table = %self.display(), attempt, "compaction lost a commit race; re-reading the log");
-                    let ms = rand::rng().random_range(1..=(5 + 5 * u64::from(attempt.min(20))));
-                    std::thread::sleep(Duration::from_millis(ms));
+                    super::table::backoff(attempt);
                     snapshot = self.latest()?.ok_or_else(|| DeltaError::Invalid {
                         table: self.display(),
                         message: "the table's log disappeared during compaction".to_string(),
@@ -711,14 +708,10 @@ impl Inner {
         for file in added {
             txn.add_files(self.add_metadata(&state, file)?);
         }
-        match txn.commit(&self.engine).map_err(|e| self.kernel(e))? {
-            CommitResult::Committed(done) => Ok(Replace::Committed(done)),
-            CommitResult::Conflicted(_) => Ok(Replace::Lost),
-            CommitResult::Retryable(r) => {
-                warn!(table = %self.display(), error = %r.error, "retryable commit failure");
-                Ok(Replace::Lost)
-            }
-        }
+        let result = txn.commit(&self.engine).map_err(|e| self.kernel(e))?;
+        Ok(self
+            .settled(result)
+            .map_or(Replace::Lost, Replace::Committed))
     }
 }
 

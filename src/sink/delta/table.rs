@@ -279,6 +279,13 @@ impl DeltaTable {
     }
 }
 
+/// After a lost commit race: sleeps a little, longer the more races were lost, so that
+/// racing writers spread out; the loser then re-reads the log and retries.
+pub(super) fn backoff(attempt: u32) {
+    let ms = rand::rng().random_range(1..=(5 + 5 * u64::from(attempt.min(20))));
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
 /// The result of one commit attempt.
 enum Attempt {
     Committed(CommittedTransaction),
@@ -424,9 +431,7 @@ impl Inner {
                 }
                 Attempt::Lost => {
                     debug!(table = %self.display(), attempt, "lost a commit race; re-reading the log");
-                    // Spread racing writers out a little; the loser re-reads and retries.
-                    let ms = rand::rng().random_range(1..=(5 + 5 * u64::from(attempt.min(20))));
-                    std::thread::sleep(Duration::from_millis(ms));
+                    backoff(attempt);
                 }
             }
         }
@@ -465,17 +470,14 @@ impl Inner {
         for file in &req.files {
             txn.add_files(self.add_metadata(&state, file)?);
         }
-        match txn.commit(&self.engine).map_err(|e| self.kernel(e))? {
-            CommitResult::Committed(done) => {
+        let result = txn.commit(&self.engine).map_err(|e| self.kernel(e))?;
+        Ok(match self.settled(result) {
+            Some(done) => {
                 info!(table = %self.display(), "created the Delta table");
-                Ok(Attempt::Committed(done))
+                Attempt::Committed(done)
             }
-            CommitResult::Conflicted(_) => Ok(Attempt::Lost),
-            CommitResult::Retryable(r) => {
-                warn!(table = %self.display(), error = %r.error, "retryable commit failure");
-                Ok(Attempt::Lost)
-            }
-        }
+            None => Attempt::Lost,
+        })
     }
 
     fn try_append(
@@ -508,12 +510,21 @@ impl Inner {
         for file in &req.files {
             txn.add_files(self.add_metadata(&state, file)?);
         }
-        match txn.commit(&self.engine).map_err(|e| self.kernel(e))? {
-            CommitResult::Committed(done) => Ok(Attempt::Committed(done)),
-            CommitResult::Conflicted(_) => Ok(Attempt::Lost),
+        let result = txn.commit(&self.engine).map_err(|e| self.kernel(e))?;
+        Ok(self
+            .settled(result)
+            .map_or(Attempt::Lost, Attempt::Committed))
+    }
+
+    /// Our commit (`Some`), or `None` when another writer took the version first; a
+    /// retryable failure (logged) is retried like a lost race.
+    pub(super) fn settled<S>(&self, result: CommitResult<S>) -> Option<CommittedTransaction> {
+        match result {
+            CommitResult::Committed(done) => Some(done),
+            CommitResult::Conflicted(_) => None,
             CommitResult::Retryable(r) => {
                 warn!(table = %self.display(), error = %r.error, "retryable commit failure");
-                Ok(Attempt::Lost)
+                None
             }
         }
     }
