@@ -65,7 +65,8 @@ pub(crate) fn literal_ip(host: &Host<&str>) -> Option<IpAddr> {
 pub(crate) struct GuardedResolver {
     /// Lowercase names that may resolve to private addresses: the API host and the
     /// exact (non-wildcard) entries of `media_allowed_hosts`, plus `localhost`.
-    trusted: HashSet<String>,
+    /// Shared with each lookup's future (cloned per DNS lookup).
+    trusted: Arc<HashSet<String>>,
 }
 
 impl GuardedResolver {
@@ -75,7 +76,9 @@ impl GuardedResolver {
             .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
             .collect();
         trusted.insert("localhost".into());
-        Arc::new(GuardedResolver { trusted })
+        Arc::new(GuardedResolver {
+            trusted: Arc::new(trusted),
+        })
     }
 
     /// Keeps the addresses `name` may use; an error when none is left.
@@ -118,7 +121,7 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let host = name.as_str().to_owned();
         let this = GuardedResolver {
-            trusted: self.trusted.clone(),
+            trusted: Arc::clone(&self.trusted),
         };
         Box::pin(async move {
             type BoxError = Box<dyn std::error::Error + Send + Sync>;

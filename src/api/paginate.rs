@@ -29,7 +29,8 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
 ) -> Result<Vec<T>, ApiError> {
     let mut out = Vec::new();
     let mut offset = 0u64;
-    let mut previous: Option<Vec<Value>> = None;
+    // The previous page's fingerprint (see `pages_seen`).
+    let mut previous: Option<u64> = None;
     let mut previous_short = false;
     // Fingerprints of the pages seen (a hash of their JSON text), to catch a cycle of
     // any length, not only a page repeated at once; and the ids returned so far.
@@ -51,7 +52,8 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
             log_duplicates(route, duplicates);
             return Ok(out);
         }
-        if previous.as_ref() == Some(&page.items) {
+        let page_fp = fingerprint(&page.items);
+        if previous == Some(page_fp) {
             if previous_short {
                 // The confirming request after a short page got the same page back: the
                 // server ignores `offset` and had already sent everything.
@@ -66,7 +68,7 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
                 ),
             ));
         }
-        if !pages_seen.insert(fingerprint(&page.items)) {
+        if !pages_seen.insert(page_fp) {
             return Err(ApiError::protocol(
                 route,
                 200,
@@ -108,7 +110,7 @@ pub(crate) async fn collect_all<T: DeserializeOwned>(
             return Ok(out);
         }
         previous_short = n < page_size;
-        previous = Some(page.items);
+        previous = Some(page_fp);
     }
     Err(ApiError::protocol(
         route,
