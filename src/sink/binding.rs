@@ -77,7 +77,7 @@ pub async fn dataset_for(
             task_name: task_name.to_string(),
             bound_at: crate::report::now_rfc3339(),
         };
-        let bytes = serde_json::to_vec_pretty(&binding).unwrap_or_default();
+        let bytes = bytes::Bytes::from(serde_json::to_vec_pretty(&binding).unwrap_or_default());
         let opts = PutOptions {
             // A configured dataset replaces the record; a derived one only fills a gap,
             // and loses to a process that bound the task first.
@@ -90,10 +90,13 @@ pub async fn dataset_for(
         };
         match store
             .object_store()
-            .put_opts(&path, PutPayload::from(bytes), opts)
+            .put_opts(&path, PutPayload::from(bytes.clone()), opts)
             .await
         {
-            Ok(_) | Err(object_store::Error::NotImplemented { .. }) => {}
+            Ok(_) => {}
+            // A store without conditional create still records the binding, unguarded:
+            // without it a renamed task would move to a new folder.
+            Err(object_store::Error::NotImplemented { .. }) => store.put(&path, bytes).await?,
             Err(object_store::Error::AlreadyExists { .. }) => {
                 if let Some(winner) = read(store, &path).await? {
                     return Ok(winner.dataset);
@@ -123,6 +126,88 @@ mod tests {
 
     fn store() -> Store {
         Store::from_object_store(Arc::new(InMemory::new()), "memory://")
+    }
+
+    /// A store without conditional create (`PutMode::Create` is `NotImplemented`).
+    #[derive(Debug)]
+    struct NoCreate(InMemory);
+
+    impl std::fmt::Display for NoCreate {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("NoCreate")
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl object_store::ObjectStore for NoCreate {
+        async fn put_opts(
+            &self,
+            location: &Path,
+            payload: PutPayload,
+            opts: PutOptions,
+        ) -> object_store::Result<object_store::PutResult> {
+            if opts.mode == PutMode::Create {
+                return Err(object_store::Error::NotImplemented {
+                    operation: "put if absent".into(),
+                    implementer: "NoCreate".into(),
+                });
+            }
+            self.0.put_opts(location, payload, opts).await
+        }
+        async fn put_multipart_opts(
+            &self,
+            location: &Path,
+            opts: object_store::PutMultipartOptions,
+        ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+            self.0.put_multipart_opts(location, opts).await
+        }
+        async fn get_opts(
+            &self,
+            location: &Path,
+            options: object_store::GetOptions,
+        ) -> object_store::Result<object_store::GetResult> {
+            self.0.get_opts(location, options).await
+        }
+        fn delete_stream(
+            &self,
+            locations: futures::stream::BoxStream<'static, object_store::Result<Path>>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<Path>> {
+            self.0.delete_stream(locations)
+        }
+        fn list(
+            &self,
+            prefix: Option<&Path>,
+        ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+        {
+            self.0.list(prefix)
+        }
+        async fn list_with_delimiter(
+            &self,
+            prefix: Option<&Path>,
+        ) -> object_store::Result<object_store::ListResult> {
+            self.0.list_with_delimiter(prefix).await
+        }
+        async fn copy_opts(
+            &self,
+            from: &Path,
+            to: &Path,
+            options: object_store::CopyOptions,
+        ) -> object_store::Result<()> {
+            self.0.copy_opts(from, to, options).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_without_conditional_create_still_records_the_binding() {
+        let s = Store::from_object_store(Arc::new(NoCreate(InMemory::new())), "memory://");
+        let first = dataset_for(&s, "t1", "Shoes", None, "shoes", true)
+            .await
+            .unwrap();
+        assert_eq!(first, "shoes");
+        let later = dataset_for(&s, "t1", "Sneakers", None, "sneakers", true)
+            .await
+            .unwrap();
+        assert_eq!(later, "shoes");
     }
 
     #[tokio::test]
