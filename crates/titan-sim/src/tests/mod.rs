@@ -680,6 +680,40 @@ async fn expired_media_links_answer_403_and_nothing_else_does() {
     let (s, _) = get_json(&sim, "/api/v1/executions/done").await;
     assert_eq!(s, 200);
     sim.shutdown().await;
+
+    // Behind the CDN the API redirects every link, and the signed link is what expires,
+    // with the CDN's own error shape.
+    let text = text.replace("seed = 42", "seed = 42\nmedia_redirect = true");
+    let sim = sim_from(&text).await;
+    let mut seen = [0usize; 2];
+    for r in 0..40 {
+        let SimValue::Str(url) = data::value(42, task, "done", r, 5, &sim.base_url()) else {
+            continue;
+        };
+        let expired = sc.media_expired("done", &data::media_id(r, 5));
+        let resp = client()
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 302, "row {r}");
+        let cdn = resp.headers()[reqwest::header::LOCATION]
+            .to_str()
+            .expect("location")
+            .to_string();
+        let resp = client().get(&cdn).send().await.expect("send");
+        if expired {
+            assert_eq!(resp.status(), 403, "row {r}");
+            let body: Value = resp.json().await.expect("json");
+            assert_eq!(body, json!({"error": "media link has expired"}));
+        } else {
+            assert_eq!(resp.status(), 200, "row {r}");
+        }
+        seen[usize::from(expired)] += 1;
+    }
+    assert!(seen[0] > 0 && seen[1] > 0, "both kinds occur: {seen:?}");
+    sim.shutdown().await;
 }
 
 #[tokio::test]
