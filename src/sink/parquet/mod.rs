@@ -7,6 +7,7 @@
 //! ```
 
 mod dictionary;
+mod lanes;
 mod segments;
 pub mod writer;
 

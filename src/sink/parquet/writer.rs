@@ -6,14 +6,15 @@
 //! Parts roll every `file_rows` rows.
 //!
 //! Why not `AsyncArrowWriter`: it encodes every column on one thread, and encoding plus
-//! zstd was the bound of the whole pipeline (docs/performance.md). Here the columns of
-//! each batch are encoded by `WriterTuning::encode_threads` threads (parquet's
-//! `ArrowColumnWriter` API; each column's pages are independent, so the bytes are the
-//! same as a serial encode). A row group is closed at `row_group_rows` rows or once its
-//! buffered pages and dictionaries take `WriterTuning::row_group_bytes`, whichever
-//! comes first: wide rows hit the byte bound long before the row bound.
+//! zstd was the bound of the whole pipeline (docs/performance.md). Here the columns are
+//! encoded by `WriterTuning::encode_threads` threads (parquet's `ArrowColumnWriter` API,
+//! scheduled by [`Lanes`] across batches; each column's pages are independent, so the
+//! bytes are the same as a serial encode). A row group is closed at `row_group_rows` rows
+//! or once its buffered pages and dictionaries take `WriterTuning::row_group_bytes`,
+//! whichever comes first: wide rows hit the byte bound long before the row bound.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -21,9 +22,7 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::add_encoded_arrow_schema_to_metadata;
-use parquet::arrow::arrow_writer::{
-    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves,
-};
+use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
@@ -32,6 +31,7 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 use tokio::io::AsyncWriteExt;
 
+use super::lanes::Lanes;
 use super::segments::Segments;
 use super::{WriteError, dictionary};
 use crate::schema::LINEAGE_ROW;
@@ -69,6 +69,10 @@ pub struct WriterTuning {
 /// at the same CPU. Row groups are then ~48k scraped rows, ~98k products rows and ~10k
 /// wide ones (each ~8 MiB encoded).
 pub const DEFAULT_ROW_GROUP_BYTES: usize = 8 << 20;
+/// Batches queued to the encode threads beyond the one whose writer state is checked
+/// against `row_group_bytes`: enough that a thread done with its share of one batch finds
+/// the next batches' columns waiting.
+const LOOKAHEAD: usize = 2;
 /// More encode threads than this stop paying: the decode stage needs a core too.
 const MAX_ENCODE_THREADS: usize = 4;
 
@@ -160,19 +164,13 @@ pub struct StagedPart {
     pub bytes: u64,
 }
 
-/// The row group being encoded: one writer per leaf column.
+/// The open row group. Its column writers are in the writer's [`Lanes`].
 struct RowGroup {
-    columns: Vec<ArrowColumnWriter>,
     rows: usize,
-}
-
-impl RowGroup {
-    fn memory_size(&self) -> usize {
-        self.columns
-            .iter()
-            .map(ArrowColumnWriter::memory_size)
-            .sum()
-    }
+    /// Submitted batches whose writer state has not been looked at yet, oldest first.
+    unchecked: VecDeque<u64>,
+    /// The writers' state after some batch reached `row_group_bytes`.
+    over: bool,
 }
 
 struct OpenPart {
@@ -198,6 +196,8 @@ pub struct ExecutionWriter {
     props: Option<Arc<WriterProperties>>,
     current: Option<OpenPart>,
     staged: Vec<StagedPart>,
+    /// The encode threads, started at the first batch.
+    lanes: Option<Lanes>,
 }
 
 impl ExecutionWriter {
@@ -220,6 +220,7 @@ impl ExecutionWriter {
             props: None,
             current: None,
             staged: Vec::new(),
+            lanes: None,
         })
     }
 
@@ -321,36 +322,50 @@ impl ExecutionWriter {
         Ok(())
     }
 
-    /// Encodes `slice` into the open part's row group, closing the row group when full.
+    /// Queues `slice` for encoding into the open part's row group, closing the row group
+    /// when full.
+    ///
+    /// The byte bound is checked on the writer state as of `LOOKAHEAD` batches ago, so the
+    /// threads always have that many batches to work on, and where a row group ends does
+    /// not depend on timing (a row group may hold up to `LOOKAHEAD` batches past the bound).
     async fn encode(&mut self, slice: RecordBatch) -> Result<(), WriteError> {
         let Some(n) = self.current.as_ref().map(|p| p.n) else {
             return Ok(());
         };
         let err = self.parquet_err(n);
+        let threads = self.tuning.encode_threads;
+        let lanes = self.lanes.get_or_insert_with(|| Lanes::start(threads));
         let Some(part) = self.current.as_mut() else {
             return Ok(());
         };
         let mut group = match part.group.take() {
             Some(g) => g,
-            None => RowGroup {
-                columns: part
+            None => {
+                let writers = part
                     .factory
                     .create_column_writers(part.file.flushed_row_groups().len())
-                    .map_err(&err)?,
-                rows: 0,
-            },
+                    .map_err(&err)?;
+                lanes.install(writers).map_err(&err)?;
+                RowGroup {
+                    rows: 0,
+                    unchecked: VecDeque::new(),
+                    over: false,
+                }
+            }
         };
         group.rows += slice.num_rows();
-        group.columns = encode_columns(
-            std::mem::take(&mut group.columns),
-            &self.schema,
-            &slice,
-            self.tuning.encode_threads,
-        )
-        .await
-        .map_err(&err)?;
-        let full = group.rows >= self.settings.row_group_rows
-            || group.memory_size() >= self.tuning.row_group_bytes;
+        let seq = lanes
+            .submit(leaves(&self.schema, &slice).map_err(&err)?)
+            .map_err(&err)?;
+        group.unchecked.push_back(seq);
+        while group.unchecked.len() > LOOKAHEAD {
+            let Some(seq) = group.unchecked.pop_front() else {
+                break;
+            };
+            let memory = lanes.settled(seq).await.map_err(&err)?;
+            group.over |= memory.is_some_and(|m| m >= self.tuning.row_group_bytes);
+        }
+        let full = group.rows >= self.settings.row_group_rows || group.over;
         part.group = Some(group);
         if full {
             self.flush_row_group().await?;
@@ -364,14 +379,13 @@ impl ExecutionWriter {
             return Ok(());
         };
         let err = self.parquet_err(n);
-        let Some(part) = self.current.as_mut() else {
+        let (Some(part), Some(lanes)) = (self.current.as_mut(), self.lanes.as_ref()) else {
             return Ok(());
         };
-        let Some(group) = part.group.take() else {
+        if part.group.take().is_none() {
             return Ok(());
-        };
-        let threads = self.tuning.encode_threads;
-        let chunks = close_columns(group.columns, threads).await.map_err(&err)?;
+        }
+        let chunks = lanes.close().await.map_err(&err)?;
         let mut rg = part.file.next_row_group().map_err(&err)?;
         for chunk in chunks {
             chunk.append_to_row_group(&mut rg).map_err(&err)?;
@@ -443,86 +457,21 @@ async fn drain(part: &mut OpenPart) -> Result<(), ParquetError> {
     Ok(())
 }
 
-/// Runs `work` on each `(cost, item)` on `threads` threads of the runtime's blocking
-/// pool, costliest first so no thread is left with a long one at the end. Results come
-/// back in the items' order.
-///
-/// Pool threads, not threads spawned per batch: each new thread can take a fresh malloc
-/// arena (per-batch threads measured 182 MiB peak on 300k wide rows, 98 MiB with
-/// `MALLOC_ARENA_MAX=2`); reused threads keep the arena count fixed.
-async fn spread<T: Send + 'static, R: Send + 'static>(
-    items: Vec<(usize, T)>,
-    threads: usize,
-    work: fn(T) -> Result<R, ParquetError>,
-) -> Result<Vec<R>, ParquetError> {
-    let count = items.len();
-    let mut items: Vec<(usize, usize, T)> = items
-        .into_iter()
-        .enumerate()
-        .map(|(i, (cost, item))| (i, cost, item))
-        .collect();
-    items.sort_by_key(|(_, cost, _)| std::cmp::Reverse(*cost));
-    let queue = Arc::new(Mutex::new(items.into_iter()));
-    let handles: Vec<_> = (0..threads.clamp(1, count.max(1)))
-        .map(|_| {
-            let queue = Arc::clone(&queue);
-            tokio::task::spawn_blocking(move || {
-                let mut done = Vec::new();
-                loop {
-                    let next = queue.lock().unwrap_or_else(PoisonError::into_inner).next();
-                    let Some((i, _, item)) = next else {
-                        return Ok(done);
-                    };
-                    done.push((i, work(item)?));
-                }
-            })
-        })
-        .collect();
-    let mut results = Vec::with_capacity(count);
-    let mut outcome = Ok(());
-    for handle in handles {
-        match handle.await {
-            Ok(Ok(done)) => results.extend(done),
-            Ok(Err(e)) => outcome = outcome.and(Err(e)),
-            Err(e) => outcome = outcome.and(Err(ParquetError::External(Box::new(e)))),
-        }
-    }
-    outcome?;
-    results.sort_by_key(|(i, _)| *i);
-    Ok(results.into_iter().map(|(_, r)| r).collect())
-}
-
-/// Encodes each column of `batch` into its writer; returns the writers, in order.
-async fn encode_columns(
-    writers: Vec<ArrowColumnWriter>,
+/// `batch`'s leaf columns in column order, each with its column's size as the cost.
+fn leaves(
     schema: &SchemaRef,
     batch: &RecordBatch,
-    threads: usize,
-) -> Result<Vec<ArrowColumnWriter>, ParquetError> {
-    let mut items = Vec::with_capacity(writers.len());
-    let mut writers = writers.into_iter();
+) -> Result<Vec<(usize, ArrowLeafColumn)>, ParquetError> {
+    let mut out = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         let cost = column.get_array_memory_size();
-        for leaf in compute_leaves(field, column)? {
-            let writer = writers
-                .next()
-                .ok_or_else(|| ParquetError::General("more leaves than column writers".into()))?;
-            items.push((cost, (writer, leaf)));
-        }
+        out.extend(
+            compute_leaves(field, column)?
+                .into_iter()
+                .map(|l| (cost, l)),
+        );
     }
-    spread(items, threads, |(mut writer, leaf)| {
-        writer.write(&leaf).map(|()| writer)
-    })
-    .await
-}
-
-/// Closes every column writer (last page, dictionary page), in column order.
-async fn close_columns(
-    writers: Vec<ArrowColumnWriter>,
-    threads: usize,
-) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
-    let items = writers.into_iter().map(|w| (w.memory_size(), w)).collect();
-    spread(items, threads, ArrowColumnWriter::close).await
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -783,6 +732,14 @@ mod tests {
         assert_eq!(groups.iter().sum::<i64>(), 40_000);
         let expected = arrow::compute::concat_batches(&schema(), &batches).expect("concat");
         assert_eq!(got, expected);
+
+        // Where the byte bound ends a row group does not depend on how far the encode
+        // threads have got: one thread and three write the same bytes.
+        let (serial_store, serial) =
+            write(settings(1 << 20, 1 << 20), tuning(256 << 10, 1), &batches).await;
+        let (serial_bytes, _, _) = read(&serial_store, &serial[0]).await;
+        let (bytes, _, _) = read(&store, &parts[0]).await;
+        assert!(bytes == serial_bytes, "row groups depend on thread timing");
     }
 
     #[tokio::test]

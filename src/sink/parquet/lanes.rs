@@ -1,0 +1,448 @@
+//! A row group's column writers, encoded by a few pool threads batch after batch, with no
+//! barrier between batches.
+//!
+//! Each leaf column (a *lane*) takes its batches in order, one at a time; different
+//! columns, and different batches of different columns, run at once. A thread that has
+//! finished its share of one batch starts on the next batch's columns instead of waiting
+//! for that batch's costliest column. With a barrier per batch, that wait left one of two
+//! cores idle ~10% of a scraped CSV run (docs/performance.md, "Fifth pass").
+//!
+//! The bytes are those of a serial encode: a column's pages depend only on its own values,
+//! in order. What depends on timing is only when a batch is done, so the writer decides
+//! where row groups end from each batch's writer state as of that batch
+//! ([`Lanes::settled`]), never from whatever the threads have reached.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+
+use parquet::arrow::arrow_writer::{ArrowColumnChunk, ArrowColumnWriter, ArrowLeafColumn};
+use parquet::errors::ParquetError;
+use tokio::sync::Notify;
+
+/// Work for one lane.
+enum Job {
+    Write(ArrowLeafColumn),
+    /// Flush the last page and the dictionary; the lane's writer is consumed.
+    Close,
+}
+
+/// What a job left behind. Moved once per job, so the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Done {
+    Writer(ArrowColumnWriter),
+    Chunk(ArrowColumnChunk),
+}
+
+/// One leaf column's writer and the jobs waiting for it.
+struct Lane {
+    /// `None` while a thread holds it, and after its close.
+    writer: Option<ArrowColumnWriter>,
+    /// Jobs in submission order, each with its batch's sequence number.
+    queue: VecDeque<(u64, Job)>,
+    /// The column's size in its last batch: costlier columns start first.
+    cost: usize,
+    chunk: Option<ArrowColumnChunk>,
+}
+
+/// A submitted batch: how many lanes have still to encode it, and the sum of the
+/// finished lanes' writer sizes just after encoding it.
+struct Batch {
+    seq: u64,
+    left: usize,
+    memory: usize,
+}
+
+struct State {
+    lanes: Vec<Lane>,
+    /// Batches not yet settled, oldest first.
+    batches: VecDeque<Batch>,
+    next_seq: u64,
+    /// Lanes whose close job has not finished.
+    closing: usize,
+    /// The first failure, until it is reported; then `failed` stays set.
+    error: Option<ParquetError>,
+    failed: bool,
+    stop: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes threads when work is queued (or on stop).
+    work: Condvar,
+    /// Wakes the (single) async caller when a job finishes.
+    done: Notify,
+}
+
+/// The encode threads of one writer and the lanes of its current row group.
+///
+/// Threads come from the runtime's blocking pool (reused, so the count of malloc arenas
+/// stays fixed) and return to it when this is dropped.
+pub(super) struct Lanes {
+    shared: Arc<Shared>,
+}
+
+impl Lanes {
+    /// Starts `threads` encode threads (at least one). Must be called on a Tokio runtime.
+    pub(super) fn start(threads: usize) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                lanes: Vec::new(),
+                batches: VecDeque::new(),
+                next_seq: 0,
+                closing: 0,
+                error: None,
+                failed: false,
+                stop: false,
+            }),
+            work: Condvar::new(),
+            done: Notify::new(),
+        });
+        for _ in 0..threads.max(1) {
+            let shared = Arc::clone(&shared);
+            // The handle is not needed: a thread's failure is recorded in the state.
+            drop(tokio::task::spawn_blocking(move || work(&shared)));
+        }
+        Lanes { shared }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        lock(&self.shared)
+    }
+
+    /// Gives the lanes a new row group's writers, one per leaf column. The previous row
+    /// group must have been closed.
+    pub(super) fn install(&self, writers: Vec<ArrowColumnWriter>) -> Result<(), ParquetError> {
+        let mut st = self.lock();
+        st.check()?;
+        if st.closing > 0 || st.lanes.iter().any(|l| l.writer.is_some()) {
+            return Err(ParquetError::General(
+                "a row group was started before the previous one was closed".into(),
+            ));
+        }
+        st.lanes = writers
+            .into_iter()
+            .map(|w| Lane {
+                writer: Some(w),
+                queue: VecDeque::new(),
+                cost: 0,
+                chunk: None,
+            })
+            .collect();
+        Ok(())
+    }
+
+    /// Queues one batch: its leaves in column order, each with a cost (its size). Returns
+    /// the batch's sequence number for [`Lanes::settled`]; does not wait.
+    pub(super) fn submit(
+        &self,
+        leaves: Vec<(usize, ArrowLeafColumn)>,
+    ) -> Result<u64, ParquetError> {
+        let mut st = self.lock();
+        st.check()?;
+        if leaves.len() != st.lanes.len() {
+            return Err(ParquetError::General(format!(
+                "{} leaf columns for {} column writers",
+                leaves.len(),
+                st.lanes.len()
+            )));
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        st.batches.push_back(Batch {
+            seq,
+            left: leaves.len(),
+            memory: 0,
+        });
+        for (lane, (cost, leaf)) in st.lanes.iter_mut().zip(leaves) {
+            lane.cost = cost;
+            lane.queue.push_back((seq, Job::Write(leaf)));
+        }
+        drop(st);
+        self.shared.work.notify_all();
+        Ok(seq)
+    }
+
+    /// Waits until every batch up to `seq` is encoded; returns the writers' total size
+    /// (pages, dictionaries, buffered values) as it was right after batch `seq`, which does
+    /// not depend on how far the threads have got since. Each batch is settled once, in
+    /// order; an earlier or already settled `seq` returns `None`.
+    pub(super) async fn settled(&self, seq: u64) -> Result<Option<usize>, ParquetError> {
+        self.wait(|st| {
+            while let Some(b) = st.batches.front() {
+                if b.seq > seq {
+                    return Some(None);
+                }
+                if b.left > 0 {
+                    return None;
+                }
+                let b = st.batches.pop_front()?;
+                if b.seq == seq {
+                    return Some(Some(b.memory));
+                }
+            }
+            Some(None)
+        })
+        .await
+    }
+
+    /// Waits for every queued batch, closes every lane's writer (on the threads) and
+    /// returns the column chunks in column order.
+    pub(super) async fn close(&self) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
+        {
+            let mut st = self.lock();
+            st.check()?;
+            let seq = st.next_seq;
+            st.closing = st.lanes.len();
+            for lane in &mut st.lanes {
+                lane.queue.push_back((seq, Job::Close));
+            }
+        }
+        self.shared.work.notify_all();
+        self.wait(|st| {
+            if st.closing > 0 {
+                return None;
+            }
+            st.batches.clear();
+            let chunks: Option<Vec<_>> = st.lanes.iter_mut().map(|l| l.chunk.take()).collect();
+            st.lanes.clear();
+            Some(chunks)
+        })
+        .await?
+        .ok_or_else(|| ParquetError::General("a column writer closed without a chunk".into()))
+    }
+
+    /// Polls `ready` under the lock each time a job finishes, until it gives a value or a
+    /// job fails.
+    async fn wait<T>(
+        &self,
+        mut ready: impl FnMut(&mut State) -> Option<T>,
+    ) -> Result<T, ParquetError> {
+        loop {
+            // Created before the check: a job finishing in between leaves a permit, so
+            // the wake-up is not lost (there is one waiter, so `notify_one` suffices).
+            let notified = self.shared.done.notified();
+            {
+                let mut st = self.lock();
+                st.check()?;
+                if let Some(value) = ready(&mut st) {
+                    return Ok(value);
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        let mut st = self.lock();
+        st.stop = true;
+        st.lanes.clear(); // drops queued leaves and idle writers now
+        drop(st);
+        self.shared.work.notify_all();
+    }
+}
+
+impl State {
+    /// The first failure (once), then a generic one: the writer stops at the first.
+    fn check(&mut self) -> Result<(), ParquetError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.failed {
+            return Err(ParquetError::General(
+                "a column writer failed earlier".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the next job: the oldest batch first, and in it the costliest column, so no
+    /// thread is left with a long column at the end of a batch.
+    fn pick(&mut self) -> Option<(usize, u64, Job, ArrowColumnWriter)> {
+        let i = self
+            .lanes
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.writer.is_some())
+            .filter_map(|(i, l)| l.queue.front().map(|(seq, _)| (i, *seq, l.cost)))
+            .min_by_key(|&(_, seq, cost)| (seq, std::cmp::Reverse(cost)))?
+            .0;
+        let lane = &mut self.lanes[i];
+        let (seq, job) = lane.queue.pop_front()?;
+        let writer = lane.writer.take()?;
+        Some((i, seq, job, writer))
+    }
+
+    fn finish(&mut self, i: usize, seq: u64, outcome: Result<Done, ParquetError>) {
+        if self.stop || self.failed {
+            return;
+        }
+        match outcome {
+            Ok(Done::Writer(writer)) => {
+                let memory = writer.memory_size();
+                if let Some(lane) = self.lanes.get_mut(i) {
+                    lane.writer = Some(writer);
+                }
+                let front = self.batches.front().map_or(seq, |b| b.seq);
+                let index = usize::try_from(seq - front).unwrap_or(usize::MAX);
+                if let Some(b) = self.batches.get_mut(index) {
+                    b.left -= 1;
+                    b.memory += memory;
+                }
+            }
+            Ok(Done::Chunk(chunk)) => {
+                if let Some(lane) = self.lanes.get_mut(i) {
+                    lane.chunk = Some(chunk);
+                }
+                self.closing = self.closing.saturating_sub(1);
+            }
+            Err(e) => {
+                self.error = Some(e);
+                self.failed = true;
+                self.lanes.clear();
+            }
+        }
+    }
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// An encode thread: takes jobs until the lanes are dropped.
+fn work(shared: &Shared) {
+    let mut st = lock(shared);
+    loop {
+        if st.stop {
+            return;
+        }
+        let Some((i, seq, job, writer)) = st.pick() else {
+            st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+            continue;
+        };
+        drop(st);
+        let outcome = catch_unwind(AssertUnwindSafe(|| run(job, writer)))
+            .unwrap_or_else(|_| Err(ParquetError::General("a column encoder panicked".into())));
+        st = lock(shared);
+        st.finish(i, seq, outcome);
+        // The lane may have more work for another waiting thread.
+        shared.work.notify_all();
+        shared.done.notify_one();
+    }
+}
+
+fn run(job: Job, mut writer: ArrowColumnWriter) -> Result<Done, ParquetError> {
+    match job {
+        Job::Write(leaf) => writer.write(&leaf).map(|()| Done::Writer(writer)),
+        Job::Close => writer.close().map(Done::Chunk),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowSchemaConverter;
+    use parquet::arrow::arrow_writer::{ArrowRowGroupWriterFactory, compute_leaves};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+
+    use super::*;
+
+    fn setup() -> (
+        SerializedFileWriter<Vec<u8>>,
+        ArrowRowGroupWriterFactory,
+        Arc<Field>,
+    ) {
+        let field = Arc::new(Field::new("n", DataType::Int64, false));
+        let schema = Arc::new(Schema::new(vec![Arc::clone(&field)]));
+        let props = Arc::new(WriterProperties::default());
+        let descr = ArrowSchemaConverter::new()
+            .convert(&schema)
+            .expect("schema");
+        let file =
+            SerializedFileWriter::new(Vec::new(), descr.root_schema_ptr(), props).expect("file");
+        let factory = ArrowRowGroupWriterFactory::new(&file, schema);
+        (file, factory, field)
+    }
+
+    fn leaf(field: &Field, from: i64) -> Vec<(usize, ArrowLeafColumn)> {
+        let array: ArrayRef = Arc::new(Int64Array::from_iter_values(from..from + 1000));
+        compute_leaves(field, &array)
+            .expect("leaves")
+            .into_iter()
+            .map(|l| (1, l))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_settle_in_order_with_the_size_after_each_and_close_into_chunks() {
+        let (_file, factory, field) = setup();
+        let lanes = Lanes::start(2);
+        lanes
+            .install(factory.create_column_writers(0).expect("writers"))
+            .expect("install");
+        let seqs: Vec<u64> = (0..4)
+            .map(|i| lanes.submit(leaf(&field, i * 1000)).expect("submit"))
+            .collect();
+        assert_eq!(seqs, vec![0, 1, 2, 3]);
+        // Values go into the writer's buffers, so its size grows batch by batch.
+        let first = lanes
+            .settled(0)
+            .await
+            .expect("settle")
+            .expect("size of batch 0");
+        let third = lanes
+            .settled(2)
+            .await
+            .expect("settle")
+            .expect("size of batch 2");
+        assert!(first > 0 && third > first, "sizes {first} then {third}");
+        assert_eq!(
+            lanes.settled(1).await.expect("settle"),
+            None,
+            "already settled"
+        );
+        let chunks = lanes.close().await.expect("close");
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].close().metadata.num_values(), 4000);
+        // A new row group may start only after the close.
+        lanes
+            .install(factory.create_column_writers(1).expect("writers"))
+            .expect("second row group");
+        let wrong = lanes.submit(Vec::new()).expect_err("one leaf per writer");
+        assert!(
+            wrong
+                .to_string()
+                .contains("0 leaf columns for 1 column writers"),
+            "{wrong}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_with_work_queued_lets_the_threads_go() {
+        let (_file, factory, field) = setup();
+        let lanes = Lanes::start(2);
+        lanes
+            .install(factory.create_column_writers(0).expect("writers"))
+            .expect("install");
+        for i in 0..50 {
+            lanes.submit(leaf(&field, i * 1000)).expect("submit");
+        }
+        let shared = Arc::downgrade(&lanes.shared);
+        drop(lanes);
+        // Each thread holds the shared state until it has seen the stop.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while shared.strong_count() > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "encode threads still running"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
