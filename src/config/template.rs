@@ -69,7 +69,7 @@ combine_target_mb = 64
 # A finished execution waiting to be combined is committed within this time, alone or
 # with its group, so a killed run loses at most this much finished work.
 max_commit_delay = "30s"
-# MiB per Parquet file before the next part starts (checked after each row group), so
+# MiB per Parquet file before the next part starts (checked as row groups close), so
 # wide rows never make a file too large to copy in one request (S3: 5 GiB).
 file_mb = 1024
 # Rows that don't fit the schema: "quarantine" (to _rejects/), "skip" or "fail".

@@ -165,8 +165,11 @@ impl Columns {
         let rows = self.rows;
         let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.cols.len());
         for (i, col) in self.cols.iter_mut().enumerate() {
-            // The next batch is likely shaped like this one: start it at the same capacity.
-            let next = Column::with_capacity(self.batch_rows, col.values.len());
+            // The next batch is likely shaped like this one: start it at this one's size
+            // and a quarter more, so a column a little longer next time is not copied to a
+            // buffer twice as large on the way (regrowing was 1% of a CSV conversion).
+            let len = col.values.len();
+            let next = Column::with_capacity(self.batch_rows, len + len / 4);
             let Column {
                 values,
                 offsets,

@@ -7,6 +7,9 @@
 //! for that batch's costliest column. With a barrier per batch, that wait left one of two
 //! cores idle ~10% of a scraped CSV run (docs/performance.md, "Fifth pass").
 //!
+//! Closing a row group (last pages, dictionaries) is queued the same way, so it overlaps
+//! the next row group's first batches.
+//!
 //! The bytes are those of a serial encode: a column's pages depend only on its own values,
 //! in order. What depends on timing is only when a batch is done, so the writer decides
 //! where row groups end from each batch's writer state as of that batch
@@ -45,6 +48,22 @@ struct Lane {
     chunk: Option<ArrowColumnChunk>,
 }
 
+/// One row group's lanes. A row group being closed and the next one being written are
+/// two generations at once, so the close (last pages, dictionaries) overlaps the next
+/// row group's first batches instead of stopping every thread but one.
+struct Generation {
+    id: u64,
+    lanes: Vec<Lane>,
+    /// Lanes whose close job has not finished; `None` until the close is queued.
+    closing: Option<usize>,
+}
+
+impl Generation {
+    fn closed(&self) -> bool {
+        self.closing == Some(0)
+    }
+}
+
 /// A submitted batch: how many lanes have still to encode it, and the sum of the
 /// finished lanes' writer sizes just after encoding it.
 struct Batch {
@@ -54,12 +73,12 @@ struct Batch {
 }
 
 struct State {
-    lanes: Vec<Lane>,
+    /// Oldest first; the last one takes new batches.
+    generations: VecDeque<Generation>,
+    next_generation: u64,
     /// Batches not yet settled, oldest first.
     batches: VecDeque<Batch>,
     next_seq: u64,
-    /// Lanes whose close job has not finished.
-    closing: usize,
     /// The first failure, until it is reported; then `failed` stays set.
     error: Option<ParquetError>,
     failed: bool,
@@ -74,7 +93,16 @@ struct Shared {
     done: Notify,
 }
 
-/// The encode threads of one writer and the lanes of its current row group.
+/// A job taken by a thread: where it came from, and what it needs.
+struct Taken {
+    generation: u64,
+    lane: usize,
+    seq: u64,
+    job: Job,
+    writer: ArrowColumnWriter,
+}
+
+/// The encode threads of one writer and the lanes of its open row groups.
 ///
 /// Threads come from the runtime's blocking pool (reused, so the count of malloc arenas
 /// stays fixed) and return to it when this is dropped.
@@ -87,10 +115,10 @@ impl Lanes {
     pub(super) fn start(threads: usize) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                lanes: Vec::new(),
+                generations: VecDeque::new(),
+                next_generation: 0,
                 batches: VecDeque::new(),
                 next_seq: 0,
-                closing: 0,
                 error: None,
                 failed: false,
                 stop: false,
@@ -110,63 +138,75 @@ impl Lanes {
         lock(&self.shared)
     }
 
-    /// Gives the lanes a new row group's writers, one per leaf column. The previous row
-    /// group must have been closed.
+    /// Starts a row group with `writers`, one per leaf column; later batches go to it.
+    /// The previous row group must have been closed ([`Lanes::close`]), not necessarily
+    /// finished closing.
     pub(super) fn install(&self, writers: Vec<ArrowColumnWriter>) -> Result<(), ParquetError> {
         let mut st = self.lock();
         st.check()?;
-        if st.closing > 0 || st.lanes.iter().any(|l| l.writer.is_some()) {
+        if st.generations.back().is_some_and(|g| g.closing.is_none()) {
             return Err(ParquetError::General(
                 "a row group was started before the previous one was closed".into(),
             ));
         }
-        st.lanes = writers
-            .into_iter()
-            .map(|w| Lane {
-                writer: Some(w),
-                queue: VecDeque::new(),
-                cost: 0,
-                chunk: None,
-            })
-            .collect();
+        let id = st.next_generation;
+        st.next_generation += 1;
+        st.generations.push_back(Generation {
+            id,
+            lanes: writers
+                .into_iter()
+                .map(|w| Lane {
+                    writer: Some(w),
+                    queue: VecDeque::new(),
+                    cost: 0,
+                    chunk: None,
+                })
+                .collect(),
+            closing: None,
+        });
         Ok(())
     }
 
-    /// Queues one batch: its leaves in column order, each with a cost (its size). Returns
-    /// the batch's sequence number for [`Lanes::settled`]; does not wait.
+    /// Queues one batch for the open row group: its leaves in column order, each with a
+    /// cost (its size). Returns the batch's sequence number for [`Lanes::settled`]; does
+    /// not wait.
     pub(super) fn submit(
         &self,
         leaves: Vec<(usize, ArrowLeafColumn)>,
     ) -> Result<u64, ParquetError> {
         let mut st = self.lock();
         st.check()?;
-        if leaves.len() != st.lanes.len() {
+        let seq = st.next_seq;
+        let Some(generation) = st.generations.back_mut().filter(|g| g.closing.is_none()) else {
+            return Err(ParquetError::General("no open row group".into()));
+        };
+        if leaves.len() != generation.lanes.len() {
             return Err(ParquetError::General(format!(
                 "{} leaf columns for {} column writers",
                 leaves.len(),
-                st.lanes.len()
+                generation.lanes.len()
             )));
         }
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        st.batches.push_back(Batch {
-            seq,
-            left: leaves.len(),
-            memory: 0,
-        });
-        for (lane, (cost, leaf)) in st.lanes.iter_mut().zip(leaves) {
+        let left = leaves.len();
+        for (lane, (cost, leaf)) in generation.lanes.iter_mut().zip(leaves) {
             lane.cost = cost;
             lane.queue.push_back((seq, Job::Write(leaf)));
         }
+        st.next_seq += 1;
+        st.batches.push_back(Batch {
+            seq,
+            left,
+            memory: 0,
+        });
         drop(st);
         self.shared.work.notify_all();
         Ok(seq)
     }
 
-    /// Waits until every batch up to `seq` is encoded; returns the writers' total size
-    /// (pages, dictionaries, buffered values) as it was right after batch `seq`, which does
-    /// not depend on how far the threads have got since. Each batch is settled once, in
-    /// order; an earlier or already settled `seq` returns `None`.
+    /// Waits until every batch up to `seq` is encoded; returns its row group's writers'
+    /// total size (pages, dictionaries, buffered values) as it was right after batch `seq`,
+    /// which does not depend on how far the threads have got since. Each batch is settled
+    /// once, in order; an earlier or already settled `seq` returns `None`.
     pub(super) async fn settled(&self, seq: u64) -> Result<Option<usize>, ParquetError> {
         self.wait(|st| {
             while let Some(b) = st.batches.front() {
@@ -186,30 +226,39 @@ impl Lanes {
         .await
     }
 
-    /// Waits for every queued batch, closes every lane's writer (on the threads) and
-    /// returns the column chunks in column order.
-    pub(super) async fn close(&self) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
-        {
-            let mut st = self.lock();
-            st.check()?;
-            let seq = st.next_seq;
-            st.closing = st.lanes.len();
-            for lane in &mut st.lanes {
-                lane.queue.push_back((seq, Job::Close));
-            }
+    /// Closes the open row group: each lane's writer is closed (on the threads) after its
+    /// queued batches. Returns at once, with the row group's id for [`Lanes::chunks`].
+    pub(super) fn close(&self) -> Result<u64, ParquetError> {
+        let mut st = self.lock();
+        st.check()?;
+        let seq = st.next_seq;
+        let Some(generation) = st.generations.back_mut().filter(|g| g.closing.is_none()) else {
+            return Err(ParquetError::General("no open row group".into()));
+        };
+        generation.closing = Some(generation.lanes.len());
+        for lane in &mut generation.lanes {
+            lane.queue.push_back((seq, Job::Close));
         }
+        let id = generation.id;
+        drop(st);
         self.shared.work.notify_all();
-        self.wait(|st| {
-            if st.closing > 0 {
-                return None;
-            }
-            st.batches.clear();
-            let chunks: Option<Vec<_>> = st.lanes.iter_mut().map(|l| l.chunk.take()).collect();
-            st.lanes.clear();
-            Some(chunks)
-        })
-        .await?
-        .ok_or_else(|| ParquetError::General("a column writer closed without a chunk".into()))
+        Ok(id)
+    }
+
+    /// The column chunks of closed row group `id`, in column order, once every lane has
+    /// closed (`None` before). Row groups must be taken in the order they were closed.
+    pub(super) fn try_chunks(
+        &self,
+        id: u64,
+    ) -> Result<Option<Vec<ArrowColumnChunk>>, ParquetError> {
+        let mut st = self.lock();
+        st.check()?;
+        st.take_chunks(id)
+    }
+
+    /// [`Lanes::try_chunks`], waiting for the close to finish.
+    pub(super) async fn chunks(&self, id: u64) -> Result<Vec<ArrowColumnChunk>, ParquetError> {
+        self.wait(|st| st.take_chunks(id).transpose()).await?
     }
 
     /// Polls `ready` under the lock each time a job finishes, until it gives a value or a
@@ -238,7 +287,7 @@ impl Drop for Lanes {
     fn drop(&mut self) {
         let mut st = self.lock();
         st.stop = true;
-        st.lanes.clear(); // drops queued leaves and idle writers now
+        st.generations.clear(); // drops queued leaves and idle writers now
         drop(st);
         self.shared.work.notify_all();
     }
@@ -258,50 +307,100 @@ impl State {
         Ok(())
     }
 
-    /// Takes the next job: the oldest batch first, and in it the costliest column, so no
-    /// thread is left with a long column at the end of a batch.
-    fn pick(&mut self) -> Option<(usize, u64, Job, ArrowColumnWriter)> {
-        let i = self
-            .lanes
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.writer.is_some())
-            .filter_map(|(i, l)| l.queue.front().map(|(seq, _)| (i, *seq, l.cost)))
-            .min_by_key(|&(_, seq, cost)| (seq, std::cmp::Reverse(cost)))?
-            .0;
-        let lane = &mut self.lanes[i];
-        let (seq, job) = lane.queue.pop_front()?;
-        let writer = lane.writer.take()?;
-        Some((i, seq, job, writer))
+    fn take_chunks(&mut self, id: u64) -> Result<Option<Vec<ArrowColumnChunk>>, ParquetError> {
+        match self.generations.front() {
+            Some(g) if g.id == id => {
+                if !g.closed() {
+                    return Ok(None);
+                }
+            }
+            _ => {
+                return Err(ParquetError::General(format!(
+                    "row group {id} is not the oldest open one"
+                )));
+            }
+        }
+        let Some(g) = self.generations.pop_front() else {
+            return Ok(None);
+        };
+        let chunks: Option<Vec<_>> = g.lanes.into_iter().map(|l| l.chunk).collect();
+        chunks
+            .map(Some)
+            .ok_or_else(|| ParquetError::General("a column writer closed without a chunk".into()))
     }
 
-    fn finish(&mut self, i: usize, seq: u64, outcome: Result<Done, ParquetError>) {
+    /// Takes the next job: the oldest batch first (a close counts as coming after its row
+    /// group's batches), and in it the costliest column, so no thread is left with a long
+    /// column at the end of a batch.
+    fn pick(&mut self) -> Option<Taken> {
+        let (g, lane, _, _) = self
+            .generations
+            .iter()
+            .enumerate()
+            .flat_map(|(g, generation)| {
+                generation
+                    .lanes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.writer.is_some())
+                    .filter_map(move |(i, l)| l.queue.front().map(|(seq, _)| (g, i, *seq, l.cost)))
+            })
+            .min_by_key(|&(_, _, seq, cost)| (seq, std::cmp::Reverse(cost)))?;
+        let generation = &mut self.generations[g];
+        let id = generation.id;
+        let l = &mut generation.lanes[lane];
+        let (seq, job) = l.queue.pop_front()?;
+        let writer = l.writer.take()?;
+        Some(Taken {
+            generation: id,
+            lane,
+            seq,
+            job,
+            writer,
+        })
+    }
+
+    fn finish(
+        &mut self,
+        generation: u64,
+        lane: usize,
+        seq: u64,
+        outcome: Result<Done, ParquetError>,
+    ) {
         if self.stop || self.failed {
             return;
         }
+        let front = self.generations.front().map_or(generation, |g| g.id);
+        let g = generation
+            .checked_sub(front)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.generations.get_mut(i));
+        let Some(g) = g else {
+            return;
+        };
         match outcome {
             Ok(Done::Writer(writer)) => {
                 let memory = writer.memory_size();
-                if let Some(lane) = self.lanes.get_mut(i) {
-                    lane.writer = Some(writer);
+                if let Some(l) = g.lanes.get_mut(lane) {
+                    l.writer = Some(writer);
                 }
                 let front = self.batches.front().map_or(seq, |b| b.seq);
-                let index = usize::try_from(seq - front).unwrap_or(usize::MAX);
-                if let Some(b) = self.batches.get_mut(index) {
+                let index = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok());
+                if let Some(b) = index.and_then(|i| self.batches.get_mut(i)) {
                     b.left -= 1;
                     b.memory += memory;
                 }
             }
             Ok(Done::Chunk(chunk)) => {
-                if let Some(lane) = self.lanes.get_mut(i) {
-                    lane.chunk = Some(chunk);
+                if let Some(l) = g.lanes.get_mut(lane) {
+                    l.chunk = Some(chunk);
                 }
-                self.closing = self.closing.saturating_sub(1);
+                g.closing = g.closing.map(|n| n.saturating_sub(1));
             }
             Err(e) => {
                 self.error = Some(e);
                 self.failed = true;
-                self.lanes.clear();
+                self.generations.clear();
             }
         }
     }
@@ -318,15 +417,22 @@ fn work(shared: &Shared) {
         if st.stop {
             return;
         }
-        let Some((i, seq, job, writer)) = st.pick() else {
+        let Some(taken) = st.pick() else {
             st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
             continue;
         };
         drop(st);
+        let Taken {
+            generation,
+            lane,
+            seq,
+            job,
+            writer,
+        } = taken;
         let outcome = catch_unwind(AssertUnwindSafe(|| run(job, writer)))
             .unwrap_or_else(|_| Err(ParquetError::General("a column encoder panicked".into())));
         st = lock(shared);
-        st.finish(i, seq, outcome);
+        st.finish(generation, lane, seq, outcome);
         // The lane may have more work for another waiting thread.
         shared.work.notify_all();
         shared.done.notify_one();
@@ -407,13 +513,34 @@ mod tests {
             None,
             "already settled"
         );
-        let chunks = lanes.close().await.expect("close");
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(chunks[0].close().metadata.num_values(), 4000);
-        // A new row group may start only after the close.
+        let err = lanes
+            .install(factory.create_column_writers(1).expect("writers"))
+            .expect_err("the first row group is open");
+        assert!(
+            err.to_string()
+                .contains("before the previous one was closed"),
+            "{err}"
+        );
+        let first_group = lanes.close().expect("close");
+        // The next row group starts while the first one closes.
         lanes
             .install(factory.create_column_writers(1).expect("writers"))
             .expect("second row group");
+        let second = lanes.submit(leaf(&field, 4000)).expect("submit");
+        let chunks = lanes.chunks(first_group).await.expect("chunks");
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(chunks[0].close().metadata.num_values(), 4000);
+        let size = lanes.settled(second).await.expect("settle").expect("size");
+        assert!(
+            size < third,
+            "the second row group's size is its own: {size} vs {third}"
+        );
+        let second_group = lanes.close().expect("close");
+        let chunks = lanes.chunks(second_group).await.expect("chunks");
+        assert_eq!(chunks[0].close().metadata.num_values(), 1000);
+        lanes
+            .install(factory.create_column_writers(2).expect("writers"))
+            .expect("third row group");
         let wrong = lanes.submit(Vec::new()).expect_err("one leaf per writer");
         assert!(
             wrong

@@ -22,7 +22,9 @@ use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::add_encoded_arrow_schema_to_metadata;
-use parquet::arrow::arrow_writer::{ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::arrow::arrow_writer::{
+    ArrowColumnChunk, ArrowLeafColumn, ArrowRowGroupWriterFactory, compute_leaves,
+};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::KeyValue;
@@ -179,6 +181,12 @@ struct OpenPart {
     factory: ArrowRowGroupWriterFactory,
     sink: BufWriter,
     group: Option<RowGroup>,
+    /// Row groups started in this part.
+    groups: usize,
+    /// A closed row group whose chunks are not yet in `file` (closing on the threads).
+    closing: Option<u64>,
+    /// The part reached `file_bytes` with its previous row group: it ends after this one.
+    large: bool,
     n: usize,
     rows: usize,
     /// Bytes handed to `sink` so far.
@@ -244,8 +252,9 @@ impl ExecutionWriter {
         }
     }
 
-    /// Appends a batch, splitting it where a part reaches `file_rows` (or, after a row
-    /// group, `file_bytes`).
+    /// Appends a batch, splitting it where a part reaches `file_rows`, or at the end of
+    /// the row group after the one that reached `file_bytes` (that row group is still
+    /// closing on the threads when the next one starts).
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         if batch.schema().fields() != self.schema.fields() {
             return Err(WriteError::Schema {
@@ -277,10 +286,7 @@ impl ExecutionWriter {
             offset += take;
             let full = part.rows >= self.settings.file_rows;
             self.encode(batch.slice(offset - take, take)).await?;
-            let large = self
-                .current
-                .as_ref()
-                .is_some_and(|p| p.written >= self.settings.file_bytes);
+            let large = self.current.as_ref().is_some_and(|p| p.large);
             if full || large {
                 self.close_current().await?;
             }
@@ -315,6 +321,9 @@ impl ExecutionWriter {
             factory,
             sink,
             group: None,
+            groups: 0,
+            closing: None,
+            large: false,
             n,
             rows: 0,
             written: 0,
@@ -343,8 +352,9 @@ impl ExecutionWriter {
             None => {
                 let writers = part
                     .factory
-                    .create_column_writers(part.file.flushed_row_groups().len())
+                    .create_column_writers(part.groups)
                     .map_err(&err)?;
+                part.groups += 1;
                 lanes.install(writers).map_err(&err)?;
                 RowGroup {
                     rows: 0,
@@ -358,6 +368,13 @@ impl ExecutionWriter {
             .submit(leaves(&self.schema, &slice).map_err(&err)?)
             .map_err(&err)?;
         group.unchecked.push_back(seq);
+        // The previous row group goes into the file as soon as it has closed.
+        if let Some(id) = part.closing
+            && let Some(chunks) = lanes.try_chunks(id).map_err(&err)?
+        {
+            part.closing = None;
+            append(part, chunks).await.map_err(&err)?;
+        }
         while group.unchecked.len() > LOOKAHEAD {
             let Some(seq) = group.unchecked.pop_front() else {
                 break;
@@ -373,7 +390,9 @@ impl ExecutionWriter {
         Ok(())
     }
 
-    /// Closes the open row group (if any) into the part and hands its bytes to the store.
+    /// Closes the open row group (if any) on the threads, and puts the one closed before it
+    /// into the part. Whether the part has reached `file_bytes` is decided here, on the
+    /// bytes of the row groups before this one, so it does not depend on timing either.
     async fn flush_row_group(&mut self) -> Result<(), WriteError> {
         let Some(n) = self.current.as_ref().map(|p| p.n) else {
             return Ok(());
@@ -385,13 +404,13 @@ impl ExecutionWriter {
         if part.group.take().is_none() {
             return Ok(());
         }
-        let chunks = lanes.close().await.map_err(&err)?;
-        let mut rg = part.file.next_row_group().map_err(&err)?;
-        for chunk in chunks {
-            chunk.append_to_row_group(&mut rg).map_err(&err)?;
+        let id = lanes.close().map_err(&err)?;
+        if let Some(previous) = part.closing.replace(id) {
+            let chunks = lanes.chunks(previous).await.map_err(&err)?;
+            append(part, chunks).await.map_err(&err)?;
         }
-        rg.close().map_err(&err)?;
-        drain(part).await.map_err(&err)
+        part.large = part.written >= self.settings.file_bytes;
+        Ok(())
     }
 
     async fn close_current(&mut self) -> Result<(), WriteError> {
@@ -401,6 +420,10 @@ impl ExecutionWriter {
         };
         let path = self.names.staging(part.n);
         let err = self.parquet_err(part.n);
+        if let (Some(id), Some(lanes)) = (part.closing.take(), self.lanes.as_ref()) {
+            let chunks = lanes.chunks(id).await.map_err(&err)?;
+            append(&mut part, chunks).await.map_err(&err)?;
+        }
         part.file.finish().map_err(&err)?;
         drain(&mut part).await.map_err(&err)?;
         part.sink
@@ -441,6 +464,16 @@ impl ExecutionWriter {
             }
         }
     }
+}
+
+/// Puts a closed row group's chunks into the part's file and hands the bytes to the store.
+async fn append(part: &mut OpenPart, chunks: Vec<ArrowColumnChunk>) -> Result<(), ParquetError> {
+    let mut rg = part.file.next_row_group()?;
+    for chunk in chunks {
+        chunk.append_to_row_group(&mut rg)?;
+    }
+    rg.close()?;
+    drain(part).await
 }
 
 /// Moves the bytes the file writer produced so far into the store sink.
@@ -745,8 +778,9 @@ mod tests {
     #[tokio::test]
     async fn parts_roll_at_file_bytes_after_a_row_group_and_keep_every_row() {
         let batches: Vec<_> = (0..20).map(|i| batch(i * 2000, 2000)).collect();
-        // Row groups of 4000 rows; a part closes once 1 byte is written, i.e. after its
-        // first row group: ten parts of 4000 rows, the rows in order.
+        // Row groups of 4000 rows; a part closes once 1 byte is written, checked when a
+        // row group closes on the bytes of those before it (the last one is still closing
+        // then), i.e. after its second row group: five parts of 8000 rows, in order.
         let small = WriterSettings {
             file_bytes: 1,
             ..settings(4000, 1 << 20)
@@ -754,12 +788,12 @@ mod tests {
         let (store, parts) = write(small, tuning(usize::MAX, 2), &batches).await;
         assert_eq!(
             parts.iter().map(|p| p.rows).collect::<Vec<_>>(),
-            vec![4000; 10]
+            vec![8000; 5]
         );
         let mut got = Vec::new();
         for part in &parts {
             let (bytes, meta, b) = read(&store, part).await;
-            assert_eq!(row_group_rows(&meta), vec![4000]);
+            assert_eq!(row_group_rows(&meta), vec![4000, 4000]);
             assert_eq!(part.bytes, bytes.len() as u64);
             got.push(b);
         }
