@@ -27,7 +27,7 @@ Environment (all optional):
                          ~300 bytes a CSV row, benches/common/scraped.rs; the one to quote)
   BENCH_FORMATS=csv      subset of csv,json
   BENCH_TOOLS=convert,e2e  subset of duckdb,polars,convert,e2e,e2e-delta
-  BENCH_REPEAT=3         runs per measurement; the fastest is kept (default 1)
+  BENCH_REPEAT=3         rounds of every tool, interleaved; each keeps its fastest (default 1)
   BENCH_TIMEOUT=1800     seconds before a measurement is killed
   BENCH_POLARS_JSON_MAX_MB=1500  skip polars on larger JSON arrays (read_json holds ~5.5x the
                          file in memory; beyond this it risks the OOM killer on 24 GiB)
@@ -440,47 +440,62 @@ def has_subcommand(name: str) -> bool:
     return probe.returncode == 0
 
 
-def measure_tool(tool: str, inp: Input, skip: dict[str, str]) -> Result:
-    res = Result(inp.shape, inp.rows, inp.format, tool, inp.bytes)
-    if tool in skip:
-        res.note = skip[tool]
-        return res
-    if tool == "polars" and inp.format == "json" and inp.bytes > POLARS_JSON_MAX:
-        res.note = (f"skipped: read_json holds the whole {inp.bytes / 1e6:.0f} MB array "
-                    "(BENCH_POLARS_JSON_MAX_MB)")
-        return res
+def run_tool(tool: str, inp: Input, scratch: Path) -> tuple[Run, dict, Path]:
+    """One run of `tool` on `inp`: the measurement, extras (the simulator's share), output."""
+    extra: dict = {}
+    if tool in PEERS:
+        run, out = run_peer(tool, inp, scratch)
+    elif tool == "convert":
+        run, out = run_convert(inp, scratch)
+    elif tool == "e2e-delta":
+        run, out = run_e2e(inp, scratch, extra, "delta")
+    else:
+        run, out = run_e2e(inp, scratch, extra)
+    return run, extra, out
+
+
+def measure_tools(tools: list[str], inp: Input, skip: dict[str, str]) -> list[Result]:
+    """Every tool once per round, REPEAT rounds (A B A B, not A A B B): this machine's speed
+    drifts by 10-20% over minutes, and a tool measured only early or only late would carry
+    that drift into its ratio. Each tool keeps its fastest run."""
+    results = {t: Result(inp.shape, inp.rows, inp.format, t, inp.bytes) for t in tools}
+    for tool, res in results.items():
+        if tool in skip:
+            res.note = skip[tool]
+        elif tool == "polars" and inp.format == "json" and inp.bytes > POLARS_JSON_MAX:
+            res.note = (f"skipped: read_json holds the whole {inp.bytes / 1e6:.0f} MB array "
+                        "(BENCH_POLARS_JSON_MAX_MB)")
     scratch = CACHE / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
-    best: Run | None = None
-    out = scratch
+    best: dict[str, Run] = {}
+    outs: dict[str, Path] = {}
     for _ in range(REPEAT):
-        extra: dict = {}
-        if tool in PEERS:
-            run, out = run_peer(tool, inp, scratch)
-        elif tool == "convert":
-            run, out = run_convert(inp, scratch)
-        elif tool == "e2e-delta":
-            run, out = run_e2e(inp, scratch, extra, "delta")
-        else:
-            run, out = run_e2e(inp, scratch, extra)
-        if run.code != 0:
-            res.note = f"failed (exit {run.code}): {tail(scratch / (tool + '.log'))}"
-            return res
-        if best is None or run.wall_s < best.wall_s:
-            best, res.extra = run, extra
-        res.peak_rss_kib = max(res.peak_rss_kib or 0, run.peak_rss_kib)
-    assert best is not None
-    res.wall_s, res.cpu_s = best.wall_s, best.cpu_s
-    if tool in PEERS and best.stdout.strip():
-        res.extra["inner_s"] = json.loads(best.stdout.strip().splitlines()[-1])["inner_s"]
-    try:
-        res.rows_out, res.output_bytes = parquet_stats(out)
-    except Exception as e:  # a reader error is a result too, not a crash of the whole run
-        res.note = f"output unreadable: {e}"
-    if res.rows_out is not None and res.rows_out != inp.rows:
-        res.note = f"wrote {res.rows_out} rows, expected {inp.rows}"
-    fresh(out)
-    return res
+        for tool, res in results.items():
+            if res.note:
+                continue
+            run, extra, outs[tool] = run_tool(tool, inp, scratch)
+            if run.code != 0:
+                res.note = f"failed (exit {run.code}): {tail(scratch / (tool + '.log'))}"
+                continue
+            if tool not in best or run.wall_s < best[tool].wall_s:
+                best[tool], res.extra = run, extra
+            res.peak_rss_kib = max(res.peak_rss_kib or 0, run.peak_rss_kib)
+    for tool, res in results.items():
+        run = best.get(tool)
+        if res.note or run is None:
+            continue
+        res.wall_s, res.cpu_s = run.wall_s, run.cpu_s
+        if tool in PEERS and run.stdout.strip():
+            res.extra["inner_s"] = json.loads(run.stdout.strip().splitlines()[-1])["inner_s"]
+        out = outs[tool]
+        try:
+            res.rows_out, res.output_bytes = parquet_stats(out)
+        except Exception as e:  # a reader error is a result too, not a crash of the whole run
+            res.note = f"output unreadable: {e}"
+        if res.rows_out is not None and res.rows_out != inp.rows:
+            res.note = f"wrote {res.rows_out} rows, expected {inp.rows}"
+        fresh(out)
+    return list(results.values())
 
 
 # ---------------------------------------------------------------------------------------
@@ -637,7 +652,7 @@ def main() -> int:
         skip["e2e-delta"] = skip["e2e"]
     notes += sorted({f"{t}: {n}" for t, n in skip.items() if t in tools})
     notes.append(f"{os.cpu_count()} cores; peers use their defaults (threads = cores); "
-                 f"fastest of {REPEAT} run(s) kept, peak RSS is the largest")
+                 f"{REPEAT} interleaved round(s), fastest run kept, peak RSS is the largest")
 
     load_start = os.getloadavg()
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -654,8 +669,7 @@ def main() -> int:
                     log(f"  {shape} {n} {fmt}: {short}")
                     continue
                 inp = generate(gen, shape, n, fmt)
-                for tool in tools:
-                    res = measure_tool(tool, inp, skip)
+                for res in measure_tools(tools, inp, skip):
                     results.append(res)
                     log("  " + "  ".join(c for c in fmt_row(res) if c))
                 if not KEEP_INPUTS:
