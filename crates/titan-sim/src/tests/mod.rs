@@ -753,7 +753,11 @@ async fn exports_are_deterministic_per_seed() {
 async fn an_export_file_is_served_as_is_for_its_format_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("done.csv");
-    let bytes = b"title,image\nfrom the file,\n".to_vec();
+    // Two and a half of the server's 1 MiB reads: the chunks must join exactly.
+    let mut bytes = b"title,image\n".to_vec();
+    while bytes.len() < 5 << 19 {
+        bytes.extend_from_slice(format!("from the file at {},\n", bytes.len()).as_bytes());
+    }
     std::fs::write(&file, &bytes).expect("write");
     let toml = BASE.replace(
         "id = \"done\"\nrows = 300",
