@@ -360,15 +360,18 @@ impl State {
         })
     }
 
+    /// Records a finished job. Returns whether the caller may be waiting for this (a
+    /// batch or a close complete, or a failure) and whether the lane has more work: waking
+    /// threads only then, not after every job, saves a context switch per column and batch.
     fn finish(
         &mut self,
         generation: u64,
         lane: usize,
         seq: u64,
         outcome: Result<Done, ParquetError>,
-    ) {
+    ) -> (bool, bool) {
         if self.stop || self.failed {
-            return;
+            return (false, false);
         }
         let front = self.generations.front().map_or(generation, |g| g.id);
         let g = generation
@@ -376,31 +379,38 @@ impl State {
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| self.generations.get_mut(i));
         let Some(g) = g else {
-            return;
+            return (false, false);
         };
         match outcome {
             Ok(Done::Writer(writer)) => {
                 let memory = writer.memory_size();
+                let mut more = false;
                 if let Some(l) = g.lanes.get_mut(lane) {
                     l.writer = Some(writer);
+                    more = !l.queue.is_empty();
                 }
                 let front = self.batches.front().map_or(seq, |b| b.seq);
                 let index = seq.checked_sub(front).and_then(|i| usize::try_from(i).ok());
+                let mut complete = false;
                 if let Some(b) = index.and_then(|i| self.batches.get_mut(i)) {
                     b.left -= 1;
                     b.memory += memory;
+                    complete = b.left == 0;
                 }
+                (complete, more)
             }
             Ok(Done::Chunk(chunk)) => {
                 if let Some(l) = g.lanes.get_mut(lane) {
                     l.chunk = Some(chunk);
                 }
                 g.closing = g.closing.map(|n| n.saturating_sub(1));
+                (g.closed(), false)
             }
             Err(e) => {
                 self.error = Some(e);
                 self.failed = true;
                 self.generations.clear();
+                (true, false)
             }
         }
     }
@@ -432,10 +442,14 @@ fn work(shared: &Shared) {
         let outcome = catch_unwind(AssertUnwindSafe(|| run(job, writer)))
             .unwrap_or_else(|_| Err(ParquetError::General("a column encoder panicked".into())));
         st = lock(shared);
-        st.finish(generation, lane, seq, outcome);
-        // The lane may have more work for another waiting thread.
-        shared.work.notify_all();
-        shared.done.notify_one();
+        let (progress, more) = st.finish(generation, lane, seq, outcome);
+        if more {
+            // This thread may take another lane's job; the other thread can take this one.
+            shared.work.notify_one();
+        }
+        if progress {
+            shared.done.notify_one();
+        }
     }
 }
 
