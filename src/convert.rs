@@ -90,7 +90,7 @@ pub async fn convert(opts: &ConvertOptions) -> Result<Converted, ConvertError> {
         opts.schema.source_fields(),
         opts.run.decoder_options(),
     );
-    let body = file_body(file);
+    let body = file_body(file.into_std().await);
     let done = match transcode(
         body,
         decoder,

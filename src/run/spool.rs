@@ -134,7 +134,9 @@ impl Spool {
     pub async fn body(
         &self,
     ) -> Result<BoxStream<'static, Result<Bytes, std::io::Error>>, std::io::Error> {
-        Ok(file_body(tokio::fs::File::open(&self.path).await?))
+        Ok(file_body(
+            tokio::fs::File::open(&self.path).await?.into_std().await,
+        ))
     }
 
     pub fn path(&self) -> &Path {

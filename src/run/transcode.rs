@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::decode::{DecodeError, RawDecoder};
@@ -310,19 +310,33 @@ impl BadRows {
     }
 }
 
-/// A local file as a stream of chunks.
-pub fn file_body(file: tokio::fs::File) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buf = vec![0u8; READ_CHUNK];
-        match file.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(file)))
+/// A local file as a stream of chunks, read on one blocking thread straight into each
+/// chunk's buffer. `tokio::fs` reads on a pool thread and copies into the caller's buffer,
+/// which was zeroed first: the zeroing and the extra copy were ~3% of a CSV conversion.
+pub fn file_body(file: std::fs::File) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    use std::io::Read;
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        loop {
+            // `read_to_end` reads into the spare capacity without zeroing it.
+            let mut chunk = Vec::with_capacity(READ_CHUNK);
+            let sent = match (&mut file).take(READ_CHUNK as u64).read_to_end(&mut chunk) {
+                Ok(0) => return,
+                Ok(_) => tx.blocking_send(Ok(Bytes::from(chunk))),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return; // the transcode stopped reading
             }
-            Err(e) => Some((Err(e), None)),
         }
+    });
+    futures::stream::unfold(rx, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item, rx))
     })
     .boxed()
 }
