@@ -490,6 +490,15 @@ mod tests {
         (file, factory, field)
     }
 
+    /// Lanes on two threads with the first row group of `setup`'s file installed.
+    fn started(factory: &ArrowRowGroupWriterFactory) -> Lanes {
+        let lanes = Lanes::start(2);
+        lanes
+            .install(factory.create_column_writers(0).expect("writers"))
+            .expect("install");
+        lanes
+    }
+
     fn leaf(field: &Field, from: i64) -> Vec<(usize, ArrowLeafColumn)> {
         let array: ArrayRef = Arc::new(Int64Array::from_iter_values(from..from + 1000));
         compute_leaves(field, &array)
@@ -502,10 +511,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn batches_settle_in_order_with_the_size_after_each_and_close_into_chunks() {
         let (_file, factory, field) = setup();
-        let lanes = Lanes::start(2);
-        lanes
-            .install(factory.create_column_writers(0).expect("writers"))
-            .expect("install");
+        let lanes = started(&factory);
         let seqs: Vec<u64> = (0..4)
             .map(|i| lanes.submit(leaf(&field, i * 1000)).expect("submit"))
             .collect();
@@ -565,12 +571,33 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_column_fails_the_waiter_and_everything_after() {
+        let (_file, factory, field) = setup();
+        let lanes = started(&factory);
+        lanes.submit(leaf(&field, 0)).expect("submit");
+        // Text handed to the Int64 column's writer: the encoder fails, on a pool thread.
+        let text: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["x"]));
+        let bad = compute_leaves(&Field::new("n", DataType::Utf8, false), &text)
+            .expect("leaves")
+            .into_iter()
+            .map(|l| (1, l))
+            .collect();
+        let bad = lanes.submit(bad).expect("queued before it fails");
+        // The next wait reports the failure, whichever batch it waits for.
+        let err = lanes.settled(bad).await.expect_err("the encoder failed");
+        assert!(
+            err.to_string().contains("Cannot coerce Utf8 to I64"),
+            "{err}"
+        );
+        let later = lanes.submit(leaf(&field, 1000)).expect_err("stopped");
+        assert!(later.to_string().contains("failed earlier"), "{later}");
+        assert!(lanes.close().is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn dropping_with_work_queued_lets_the_threads_go() {
         let (_file, factory, field) = setup();
-        let lanes = Lanes::start(2);
-        lanes
-            .install(factory.create_column_writers(0).expect("writers"))
-            .expect("install");
+        let lanes = started(&factory);
         for i in 0..50 {
             lanes.submit(leaf(&field, i * 1000)).expect("submit");
         }
