@@ -79,6 +79,12 @@ struct State {
     /// Batches not yet settled, oldest first.
     batches: VecDeque<Batch>,
     next_seq: u64,
+    /// Batches before this one belong to closed row groups: nobody will settle them, so
+    /// they are dropped once encoded.
+    forget_below: u64,
+    /// Threads wanted, and threads now running (waiting for a busy lane counts).
+    threads: usize,
+    running: usize,
     /// The first failure, until it is reported; then `failed` stays set.
     error: Option<ParquetError>,
     failed: bool,
@@ -87,11 +93,16 @@ struct State {
 
 struct Shared {
     state: Mutex<State>,
+    /// Where threads are started from (submits may come from any runtime thread).
+    runtime: tokio::runtime::Handle,
     /// Wakes threads when work is queued (or on stop).
     work: Condvar,
     /// Wakes the (single) async caller when a job finishes.
     done: Notify,
 }
+
+/// How long an encode thread waits for work before going back to the pool.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A job taken by a thread: where it came from, and what it needs.
 struct Taken {
@@ -105,13 +116,16 @@ struct Taken {
 /// The encode threads of one writer and the lanes of its open row groups.
 ///
 /// Threads come from the runtime's blocking pool (reused, so the count of malloc arenas
-/// stays fixed) and return to it when this is dropped.
+/// stays fixed) when work is queued, and go back to it as soon as none is: a writer
+/// waiting on its store holds no pool thread, so many concurrent executions cannot take
+/// every pool thread and leave none for the store's own blocking writes.
 pub(super) struct Lanes {
     shared: Arc<Shared>,
 }
 
 impl Lanes {
-    /// Starts `threads` encode threads (at least one). Must be called on a Tokio runtime.
+    /// Lanes encoded by up to `threads` threads (at least one). Must be called on a Tokio
+    /// runtime.
     pub(super) fn start(threads: usize) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -119,23 +133,35 @@ impl Lanes {
                 next_generation: 0,
                 batches: VecDeque::new(),
                 next_seq: 0,
+                forget_below: 0,
+                threads: threads.max(1),
+                running: 0,
                 error: None,
                 failed: false,
                 stop: false,
             }),
+            runtime: tokio::runtime::Handle::current(),
             work: Condvar::new(),
             done: Notify::new(),
         });
-        for _ in 0..threads.max(1) {
-            let shared = Arc::clone(&shared);
-            // The handle is not needed: a thread's failure is recorded in the state.
-            drop(tokio::task::spawn_blocking(move || work(&shared)));
-        }
         Lanes { shared }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         lock(&self.shared)
+    }
+
+    /// Wakes the waiting threads and starts the missing ones, after work was queued.
+    fn wake(&self, mut st: MutexGuard<'_, State>) {
+        let missing = st.threads.saturating_sub(st.running);
+        st.running += missing;
+        drop(st);
+        self.shared.work.notify_all();
+        for _ in 0..missing {
+            let shared = Arc::clone(&self.shared);
+            // The handle is not needed: a thread's failure is recorded in the state.
+            drop(self.shared.runtime.spawn_blocking(move || work(&shared)));
+        }
     }
 
     /// Starts a row group with `writers`, one per leaf column; later batches go to it.
@@ -198,8 +224,7 @@ impl Lanes {
             left,
             memory: 0,
         });
-        drop(st);
-        self.shared.work.notify_all();
+        self.wake(st);
         Ok(seq)
     }
 
@@ -240,8 +265,9 @@ impl Lanes {
             lane.queue.push_back((seq, Job::Close));
         }
         let id = generation.id;
-        drop(st);
-        self.shared.work.notify_all();
+        st.forget_below = seq;
+        st.prune();
+        self.wake(st);
         Ok(id)
     }
 
@@ -305,6 +331,24 @@ impl State {
             ));
         }
         Ok(())
+    }
+
+    /// Drops encoded batches of closed row groups from the front.
+    fn prune(&mut self) {
+        while self
+            .batches
+            .front()
+            .is_some_and(|b| b.left == 0 && b.seq < self.forget_below)
+        {
+            self.batches.pop_front();
+        }
+    }
+
+    /// Work is queued somewhere (perhaps only behind a busy lane).
+    fn has_work(&self) -> bool {
+        self.generations
+            .iter()
+            .any(|g| g.lanes.iter().any(|l| !l.queue.is_empty()))
     }
 
     fn take_chunks(&mut self, id: u64) -> Result<Option<Vec<ArrowColumnChunk>>, ParquetError> {
@@ -397,6 +441,9 @@ impl State {
                     b.memory += memory;
                     complete = b.left == 0;
                 }
+                if complete {
+                    self.prune();
+                }
                 (complete, more)
             }
             Ok(Done::Chunk(chunk)) => {
@@ -420,15 +467,28 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
     shared.state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// An encode thread: takes jobs until the lanes are dropped.
+/// An encode thread: takes jobs until none has been queued for `IDLE` (or the lanes are
+/// dropped), then goes back to the pool.
 fn work(shared: &Shared) {
     let mut st = lock(shared);
     loop {
-        if st.stop {
-            return;
+        if st.stop || st.failed {
+            break;
         }
         let Some(taken) = st.pick() else {
-            st = shared.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+            // Nothing to take: the work is behind a busy lane, or there is none. Batches
+            // come every few milliseconds while an export streams, and staying on this
+            // thread keeps the encoders' malloc arena (a thread per burst took a 2M-row
+            // conversion from ~110 to ~120 MiB); a writer waiting on its store longer than
+            // `IDLE` holds no pool thread.
+            let (guard, wait) = shared
+                .work
+                .wait_timeout(st, IDLE)
+                .unwrap_or_else(PoisonError::into_inner);
+            st = guard;
+            if wait.timed_out() && !st.has_work() {
+                break;
+            }
             continue;
         };
         drop(st);
@@ -451,6 +511,7 @@ fn work(shared: &Shared) {
             shared.done.notify_one();
         }
     }
+    st.running = st.running.saturating_sub(1);
 }
 
 fn run(job: Job, mut writer: ArrowColumnWriter) -> Result<Done, ParquetError> {
@@ -592,6 +653,39 @@ mod tests {
         let later = lanes.submit(leaf(&field, 1000)).expect_err("stopped");
         assert!(later.to_string().contains("failed earlier"), "{later}");
         assert!(lanes.close().is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_lanes_hold_no_pool_thread_and_closed_batches_are_forgotten() {
+        let (_file, factory, field) = setup();
+        let lanes = started(&factory);
+        // Two batches never settled (a row group that closed by its row count).
+        lanes.submit(leaf(&field, 0)).expect("submit");
+        lanes.submit(leaf(&field, 1000)).expect("submit");
+        let id = lanes.close().expect("close");
+        lanes.chunks(id).await.expect("chunks");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (running, batches) = {
+                let st = lanes.lock();
+                (st.running, st.batches.len())
+            };
+            if running == 0 && batches == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{running} threads still held, {batches} batches kept with nothing queued"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // Work queued later starts threads again.
+        lanes
+            .install(factory.create_column_writers(1).expect("writers"))
+            .expect("install");
+        let seq = lanes.submit(leaf(&field, 2000)).expect("submit");
+        let size = lanes.settled(seq).await.expect("settle");
+        assert!(size.is_some_and(|s| s > 0));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,8 +45,9 @@ use crate::sink::store::Store;
 pub struct WriterSettings {
     pub row_group_rows: usize,
     pub file_rows: usize,
-    /// A part is closed once this many bytes are written to it (checked after each row
-    /// group), so wide rows cannot make a part too large to copy or commit in one request.
+    /// A part is closed after the row group following the one that took it to this many
+    /// bytes (checked as row groups close, on the bytes before the closing one), so wide
+    /// rows cannot make a part too large to copy or commit in one request.
     pub file_bytes: u64,
     pub zstd_level: i32,
     /// Written into each file's key-value metadata.
@@ -457,6 +458,8 @@ impl ExecutionWriter {
     /// Gives up: drops the open part (never completed, so never visible) and deletes what
     /// was staged. Best effort; a later run cleans anything left.
     pub async fn abort(mut self) {
+        // Nothing queued is wanted any more: stop the encode threads first.
+        drop(self.lanes.take());
         if let Some(mut part) = self.current.take() {
             let _ = part.sink.abort().await;
         }
