@@ -200,11 +200,18 @@ mod tests {
     #[tokio::test]
     async fn a_store_without_conditional_create_still_records_the_binding() {
         let s = Store::from_object_store(Arc::new(NoCreate(InMemory::new())), "memory://");
-        let first = dataset_for(&s, "t1", "Shoes", None, "shoes", true)
+        assert_renamed_task_keeps_its_first_dataset(&s).await;
+    }
+
+    /// Binds `t1` as "Shoes", then asks again after a rename to "Sneakers": both answers
+    /// must be the first dataset, `shoes`.
+    async fn assert_renamed_task_keeps_its_first_dataset(s: &Store) {
+        let first = dataset_for(s, "t1", "Shoes", None, "shoes", true)
             .await
             .unwrap();
         assert_eq!(first, "shoes");
-        let later = dataset_for(&s, "t1", "Sneakers", None, "sneakers", true)
+        // The task was renamed: its executions still land in `shoes`.
+        let later = dataset_for(s, "t1", "Sneakers", None, "sneakers", true)
             .await
             .unwrap();
         assert_eq!(later, "shoes");
@@ -213,15 +220,7 @@ mod tests {
     #[tokio::test]
     async fn a_derived_dataset_is_fixed_at_the_first_ingest() {
         let s = store();
-        let first = dataset_for(&s, "t1", "Shoes", None, "shoes", true)
-            .await
-            .unwrap();
-        assert_eq!(first, "shoes");
-        // The task was renamed: its executions still land in `shoes`.
-        let later = dataset_for(&s, "t1", "Sneakers", None, "sneakers", true)
-            .await
-            .unwrap();
-        assert_eq!(later, "shoes");
+        assert_renamed_task_keeps_its_first_dataset(&s).await;
         let b: Binding =
             serde_json::from_slice(&s.get_opt(&binding_path("t1")).await.unwrap().unwrap())
                 .unwrap();

@@ -472,18 +472,20 @@ impl std::fmt::Debug for StoreConfig {
             .iter()
             .map(|(k, v)| {
                 let shown = SHOWN_OPTIONS.contains(&k.to_ascii_lowercase().as_str());
-                let value = match Url::parse(v) {
-                    // An endpoint may carry user:password or a signed query too.
-                    Ok(u)
-                        if shown
-                            && (u.password().is_some()
+                let value = if !shown {
+                    Cow::Borrowed("[redacted]")
+                } else {
+                    match Url::parse(v) {
+                        // An endpoint may carry user:password or a signed query too.
+                        Ok(u)
+                            if u.password().is_some()
                                 || !u.username().is_empty()
-                                || u.query().is_some()) =>
-                    {
-                        Cow::Owned(redact_url(&u))
+                                || u.query().is_some() =>
+                        {
+                            Cow::Owned(redact_url(&u))
+                        }
+                        _ => Cow::Borrowed(v.as_str()),
                     }
-                    _ if shown => Cow::Borrowed(v.as_str()),
-                    _ => Cow::Borrowed("[redacted]"),
                 };
                 (k.as_str(), value)
             })

@@ -358,13 +358,13 @@ fn generated_body(st: &SimState, e: ExecRef<'_>, format: ExportFormat, plan: Opt
 
 /// A scenario's `export_file`, streamed in 1 MiB reads.
 ///
-/// Read on one blocking thread straight into each chunk's buffer: `tokio::fs` hands every
-/// read to a pool thread and then copies it into the stream's buffer, which made the
-/// simulator's share of the two cores in `make bench` (0.5 CPU s per 642 MB) larger than a
-/// file server's. A remote Titan costs these cores nothing; the simulator costs them what
-/// reading a file and writing a socket cost.
+/// Each read is one blocking task straight into its chunk's buffer: `tokio::fs` reads into
+/// its own buffer and copies into the stream's, which made the simulator's share of the
+/// two cores in `make bench` (0.5 CPU s per 642 MB) larger than a file server's. A remote
+/// Titan costs these cores nothing; the simulator costs them what reading a file and
+/// writing a socket cost. (The connector has the same reader; the simulator does not
+/// depend on the code it stands in for.)
 fn file_body(path: &std::path::Path) -> Result<Body, ApiError> {
-    use std::io::Read;
     const CHUNK: u64 = 1 << 20;
     let file = std::fs::File::open(path).map_err(|e| {
         ApiError::new(
@@ -373,28 +373,22 @@ fn file_body(path: &std::path::Path) -> Result<Body, ApiError> {
             format!("export file {}: {e}", path.display()),
         )
     })?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
-    tokio::task::spawn_blocking(move || {
-        let mut file = file;
-        loop {
+    let chunks = futures::stream::unfold(Some(file), |file| async move {
+        let file = file?;
+        let read = tokio::task::spawn_blocking(move || {
+            use std::io::Read;
             // `read_to_end` reads into the spare capacity without zeroing it first.
             let mut chunk = Vec::with_capacity(CHUNK as usize);
-            let sent = match (&mut file).take(CHUNK).read_to_end(&mut chunk) {
-                Ok(0) => return,
-                Ok(_) => tx.blocking_send(Ok(chunk.into())),
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
-            };
-            if sent.is_err() {
-                return; // the client went away
-            }
+            let n = (&file).take(CHUNK).read_to_end(&mut chunk);
+            (file, n.map(|_| bytes::Bytes::from(chunk)))
+        })
+        .await;
+        match read {
+            Ok((_, Ok(chunk))) if chunk.is_empty() => None,
+            Ok((file, Ok(chunk))) => Some((Ok(chunk), Some(file))),
+            Ok((_, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
         }
-    });
-    let chunks = futures::stream::unfold(rx, |mut rx| async move {
-        let item = rx.recv().await?;
-        Some((item, rx))
     });
     Ok(Body::from_stream(chunks))
 }

@@ -413,8 +413,7 @@ impl ExecutionWriter {
         }
         let id = lanes.close().map_err(&err)?;
         if let Some(previous) = part.closing.replace(id) {
-            let chunks = lanes.chunks(previous).await.map_err(&err)?;
-            append(part, chunks).await.map_err(&err)?;
+            append_closed(part, lanes, previous).await.map_err(&err)?;
         }
         part.large = part.written >= self.settings.file_bytes;
         Ok(())
@@ -428,8 +427,7 @@ impl ExecutionWriter {
         let path = self.names.staging(part.n);
         let err = self.parquet_err(part.n);
         if let (Some(id), Some(lanes)) = (part.closing.take(), self.lanes.as_ref()) {
-            let chunks = lanes.chunks(id).await.map_err(&err)?;
-            append(&mut part, chunks).await.map_err(&err)?;
+            append_closed(&mut part, lanes, id).await.map_err(&err)?;
         }
         part.file.finish().map_err(&err)?;
         drain(&mut part).await.map_err(&err)?;
@@ -483,6 +481,12 @@ async fn append(part: &mut OpenPart, chunks: Vec<ArrowColumnChunk>) -> Result<()
     }
     rg.close()?;
     drain(part).await
+}
+
+/// Waits for closed row group `id` to finish closing, then [`append`]s it.
+async fn append_closed(part: &mut OpenPart, lanes: &Lanes, id: u64) -> Result<(), ParquetError> {
+    let chunks = lanes.chunks(id).await?;
+    append(part, chunks).await
 }
 
 /// Moves the bytes the file writer produced so far into the store sink.

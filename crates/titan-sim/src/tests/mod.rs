@@ -647,24 +647,36 @@ async fn media_redirect_to_cdn() {
     sim.shutdown().await;
 }
 
+/// Row `r`'s media link (column 5 of execution `done`), fetched with the token: whether
+/// `sc` expires it, and the answer. `None` where the cell holds no link.
+async fn get_media_link(
+    sim: &RunningSim,
+    sc: &Scenario,
+    r: u64,
+) -> Option<(bool, reqwest::Response)> {
+    let SimValue::Str(url) = data::value(42, &sc.tasks[0], "done", r, 5, &sim.base_url()) else {
+        return None;
+    };
+    let expired = sc.media_expired("done", &data::media_id(r, 5));
+    let resp = client()
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
+    Some((expired, resp))
+}
+
 #[tokio::test]
 async fn expired_media_links_answer_403_and_nothing_else_does() {
     let text = BASE.replace("seed = 42", "seed = 42\nexpired_media_rate = 0.5");
     let sc = Scenario::from_toml_str(&text).expect("valid");
     let sim = sim_from(&text).await;
-    let task = &sc.tasks[0];
     let mut seen = [0usize; 2];
     for r in 0..40 {
-        let SimValue::Str(url) = data::value(42, task, "done", r, 5, &sim.base_url()) else {
+        let Some((expired, resp)) = get_media_link(&sim, &sc, r).await else {
             continue;
         };
-        let expired = sc.media_expired("done", &data::media_id(r, 5));
-        let resp = client()
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("send");
         if expired {
             assert_eq!(resp.status(), 403, "row {r}");
             let body: Value = resp.json().await.expect("json");
@@ -687,16 +699,9 @@ async fn expired_media_links_answer_403_and_nothing_else_does() {
     let sim = sim_from(&text).await;
     let mut seen = [0usize; 2];
     for r in 0..40 {
-        let SimValue::Str(url) = data::value(42, task, "done", r, 5, &sim.base_url()) else {
+        let Some((expired, resp)) = get_media_link(&sim, &sc, r).await else {
             continue;
         };
-        let expired = sc.media_expired("done", &data::media_id(r, 5));
-        let resp = client()
-            .get(&url)
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("send");
         assert_eq!(resp.status(), 302, "row {r}");
         let cdn = resp.headers()[reqwest::header::LOCATION]
             .to_str()
