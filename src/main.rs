@@ -26,7 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = Cli::parse();
     let progress = if Progress::should_show(
         std::io::stderr().is_terminal(),
@@ -52,27 +52,43 @@ fn main() -> ExitCode {
     exit.into()
 }
 
-/// Caps glibc's malloc at 2 arenas, before any thread exists, unless `MALLOC_ARENA_MAX`
-/// says otherwise. By default every thread that allocates may get its own arena (up to
-/// 8 per core), and memory freed in one is not reused by another: the decode thread and
-/// the encode threads of the blocking pool took a 300k-row, 50-column conversion to
-/// 230 MiB peak RSS; with 2 arenas it peaks at ~105 MiB at the same speed
-/// (docs/performance.md).
+/// Sets glibc's malloc up for a streaming pipeline, before any thread exists. A parameter
+/// you set yourself (its `MALLOC_*` variable, or a `glibc.malloc` tunable) takes precedence.
+///
+/// - **2 arenas.** By default every thread that allocates may get its own arena (up to 8
+///   per core), and memory freed in one is not reused by another: the decode thread and the
+///   encode threads of the blocking pool took a 300k-row, 50-column conversion to 230 MiB
+///   peak RSS; with 2 arenas it peaks at ~105 MiB at the same speed.
+/// - **Fixed mmap (32 MiB) and trim (64 MiB) thresholds.** glibc's defaults move with the
+///   largest block freed, so the 1 MiB page and chunk buffers every batch frees were given
+///   back to the kernel and faulted in again: 19k extra page faults and TLB shootdowns per
+///   2M rows, 4–5% of the wall time, and a peak that varied by ~10 MiB from run to run.
+///
+/// docs/performance.md has the measurements.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+fn tune_malloc() {
+    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
         return;
     }
-    // SAFETY: `mallopt` only sets an allocator parameter; glibc documents M_ARENA_MAX as
-    // safe to change at any time, and no other thread exists yet.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+    let params = [
+        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2),
+        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 32 << 20),
+        ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 64 << 20),
+    ];
+    for (var, param, value) in params {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: `mallopt` only sets an allocator parameter; glibc documents these as
+            // safe to change at any time, and no other thread exists yet.
+            unsafe {
+                libc::mallopt(param, value);
+            }
+        }
     }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}
 
 async fn dispatch(cli: Cli, progress: Progress) -> Exit {
     let env = Env::from_process();

@@ -31,7 +31,7 @@ use crate::sink::parquet::{ExecutionWriter, WriteError};
 pub use super::spool::{Spool, SpoolSettings};
 
 /// Chunk groups in flight between the source and the decoder.
-const CHUNK_DEPTH: usize = 4;
+const CHUNK_DEPTH: usize = 2;
 /// A chunk group holds what the source has ready, up to this many bytes. An HTTP body
 /// arrives in socket-read pieces (often 8–64 KiB): handed over one by one, the decoder
 /// thread is woken per piece and runs dry whenever the network task waits for a core.

@@ -433,7 +433,7 @@ async fn write_bin(
     opts: &CompactOptions,
 ) -> Result<u64, DeltaError> {
     let props = properties(opts, bin).map_err(|e| invalid(table, e))?;
-    let sink = BufWriter::new(table.store().object_store(), path.clone());
+    let sink = table.store().file_writer(path.clone());
     let mut writer = AsyncArrowWriter::try_new(sink, Arc::clone(&bin.schema), Some(props))
         .map_err(|e| parquet_error(table, path, e))?;
     let copied = copy(table, bin, path, &mut writer).await;

@@ -76,11 +76,6 @@ pub const DEFAULT_ROW_GROUP_BYTES: usize = 8 << 20;
 /// against `row_group_bytes`: enough that a thread done with its share of one batch finds
 /// the next batches' columns waiting.
 const LOOKAHEAD: usize = 2;
-/// Parts of a part's multipart upload in flight at once (10 MiB each). object_store's
-/// default of 8 let a 10M-row conversion peak at 126–146 MiB instead of ~110 when the
-/// disk took writes slower than the encoder made them; two keep ~130 MB/s of Parquet (both
-/// cores' worth) moving to S3.
-const UPLOAD_CONCURRENCY: usize = 2;
 /// More encode threads than this stop paying: the decode stage needs a core too.
 const MAX_ENCODE_THREADS: usize = 4;
 
@@ -321,8 +316,7 @@ impl ExecutionWriter {
             SerializedFileWriter::new(Segments::default(), parquet_schema.root_schema_ptr(), props)
                 .map_err(&err)?;
         let factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&self.schema));
-        let sink = BufWriter::new(self.store.object_store(), self.names.staging(n))
-            .with_max_concurrency(UPLOAD_CONCURRENCY);
+        let sink = self.store.file_writer(self.names.staging(n));
         self.current = Some(OpenPart {
             file,
             factory,
