@@ -141,7 +141,8 @@ pub struct SimExecution {
     /// instead of generating it; the other format is still generated. For benchmarks:
     /// generating rows costs the simulator about half the CPU the connector spends
     /// converting them, on the same cores. The file must hold what the generator would
-    /// serve (`examples/bench_gen.rs` writes such files); faults are not applied to it.
+    /// serve (`examples/bench_gen.rs` writes such files); faults are not applied to it. It
+    /// is memory-mapped while served, so it must not change while the simulator runs.
     #[serde(default)]
     pub export_file: Option<PathBuf>,
 }
