@@ -469,11 +469,14 @@ def measure_tools(tools: list[str], inp: Input, skip: dict[str, str]) -> list[Re
     scratch.mkdir(parents=True, exist_ok=True)
     best: dict[str, Run] = {}
     outs: dict[str, Path] = {}
-    for _ in range(REPEAT):
+    for round_no in range(1, REPEAT + 1):
         for tool, res in results.items():
             if res.note:
                 continue
             run, extra, outs[tool] = run_tool(tool, inp, scratch)
+            # Every round, not only the kept one: the spread is part of the result.
+            print(f"    round {round_no}: {tool} {run.wall_s:.2f} s, {run.cpu_s:.1f} CPU s, "
+                  f"{run.peak_rss_kib / 1024:.0f} MiB", file=sys.stderr, flush=True)
             if run.code != 0:
                 res.note = f"failed (exit {run.code}): {tail(scratch / (tool + '.log'))}"
                 continue
