@@ -37,8 +37,10 @@ const CHUNK_DEPTH: usize = 2;
 /// thread is woken per piece and runs dry whenever the network task waits for a core.
 const GROUP_BYTES: usize = 1 << 20;
 /// Typed batches in flight between the mapper and the writer; each is up to
-/// `DecoderOptions::batch_bytes` of values, and the writer holds one more.
-const BATCH_DEPTH: usize = 2;
+/// `DecoderOptions::batch_bytes` of values, and the writer holds more (its encode
+/// lookahead). One is enough: with two, and two batches of encode lookahead, 10M rows ran
+/// at the same speed with ~5 MiB more peak RSS.
+const BATCH_DEPTH: usize = 1;
 /// Read size from a local file.
 const READ_CHUNK: usize = 1 << 20;
 
