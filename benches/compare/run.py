@@ -16,9 +16,10 @@ simulator's own generator, `examples/bench_gen.rs`), then measures:
            of `e2e`, printed as its own ratio)
 
 and prints wall time, rows/s, MB/s (input bytes / wall), peak RSS and CPU time per tool, then
-the ratios ours/peer. Peak RSS and CPU come from wait4() on that one child (the simulator of
-`e2e` is a separate child and reported on its own line). Each tool's output is counted back
-with pyarrow (all rows must be there) and deleted.
+the ratios ours/peer. Wall, peak RSS and CPU come from wait4() on that one process, taken by
+a small launcher (rusage.py) so that this script's own memory is not counted in it (the
+simulator of `e2e` is a separate process, reported on its own line). Each run's output is
+counted back with pyarrow (all rows must be there) and deleted before the next run.
 
 Environment (all optional):
   BENCH_BIG=1            also 10M rows (another ~23 GB of inputs; see BENCH_KEEP_INPUTS)
@@ -182,30 +183,40 @@ class Run:
     stdout: str
 
 
+def launch(cmd: list, usage: Path, **popen) -> subprocess.Popen:
+    """Starts `cmd` through rusage.py, which writes the command's own wall, CPU and peak RSS
+    to `usage` when it exits (measured here, a child would report at least this process's
+    peak RSS as its own). In a new process group, so a timeout can kill both."""
+    usage.unlink(missing_ok=True)
+    return subprocess.Popen([PY, HERE / "rusage.py", usage] + [str(c) for c in cmd],
+                            cwd=ROOT, start_new_session=True, **popen)
+
+
+def usage_of(usage: Path) -> dict:
+    """What rusage.py wrote, or zeros if it was killed before writing."""
+    try:
+        return json.loads(usage.read_text())
+    except (OSError, ValueError):
+        return {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_kib": 0}
+
+
 def measure(cmd: list, log_path: Path, env: dict | None = None) -> Run:
-    """Runs `cmd` to completion; wall clock, CPU and peak RSS of that child alone."""
+    """Runs `cmd` to completion; wall clock, CPU and peak RSS of that command alone."""
+    usage = log_path.with_suffix(".usage.json")
     with open(log_path, "wb") as log_file:
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            [str(c) for c in cmd],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=log_file,
-            env=env,
-        )
-        killer = threading.Timer(TIMEOUT, proc.kill)
+        proc = launch(cmd, usage, stdout=subprocess.PIPE, stderr=log_file, env=env)
+        killer = threading.Timer(TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
         killer.start()
-        # Read stdout to EOF (it is small), then reap with wait4 for this child's rusage.
+        # Read stdout to EOF (it is small), then reap.
         assert proc.stdout is not None
         out = proc.stdout.read()
-        _, status, ru = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
+        proc.wait()
         killer.cancel()
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    ru = usage_of(usage)
     return Run(
-        wall_s=wall,
-        cpu_s=ru.ru_utime + ru.ru_stime,
-        peak_rss_kib=ru.ru_maxrss,
+        wall_s=ru["wall_s"],
+        cpu_s=ru["cpu_s"],
+        peak_rss_kib=ru["peak_rss_kib"],
         code=proc.returncode,
         stdout=out.decode("utf-8", "replace"),
     )
@@ -315,28 +326,29 @@ def connector_toml(inp: Input, base_url: str, store: Path) -> str:
 
 def start_sim(scenario: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     log_file = open(log_path, "wb")
-    proc = subprocess.Popen([str(SIM), "--scenario", str(scenario)], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=log_file, text=True)
+    proc = launch([SIM, "--scenario", scenario], sim_usage(log_path),
+                  stdout=subprocess.PIPE, stderr=log_file, text=True)
     log_file.close()
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     prefix = "titan-sim listening on "
     if not line.startswith(prefix):
-        stop_sim(proc)
+        stop_sim(proc, log_path)
         raise RuntimeError(f"titan-sim did not start: {line!r}; {tail(log_path)}")
     return proc, line[len(prefix):]
 
 
-def stop_sim(proc: subprocess.Popen) -> dict:
-    """SIGTERM, then reap: the simulator's own CPU and peak RSS."""
+def sim_usage(log_path: Path) -> Path:
+    return log_path.with_suffix(".usage.json")
+
+
+def stop_sim(proc: subprocess.Popen, log_path: Path) -> dict:
+    """SIGTERM (passed on by rusage.py), then reap: the simulator's own CPU and peak RSS."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-    try:
-        _, _, ru = os.wait4(proc.pid, 0)
-    except ChildProcessError:
-        return {}
-    proc.returncode = 0
-    return {"sim_cpu_s": ru.ru_utime + ru.ru_stime, "sim_peak_rss_kib": ru.ru_maxrss}
+    proc.wait()
+    ru = usage_of(sim_usage(log_path))
+    return {"sim_cpu_s": ru["cpu_s"], "sim_peak_rss_kib": ru["peak_rss_kib"]}
 
 
 def run_e2e(inp: Input, scratch: Path, extra: dict,
@@ -354,7 +366,7 @@ def run_e2e(inp: Input, scratch: Path, extra: dict,
         log_name = "e2e.log" if table_format == "parquet" else f"e2e-{table_format}.log"
         run = measure(cmd, scratch / log_name, env)
     finally:
-        extra.update(stop_sim(sim))
+        extra.update(stop_sim(sim, scratch / "sim.log"))
     return run, store
 
 
@@ -399,7 +411,7 @@ def run_small(executions: int, combine: bool, table_format: str = "parquet") -> 
         run = measure([CONNECTOR, "run", "--config", config, "--report", report_path],
                       scratch / "small.log", env)
     finally:
-        stop_sim(sim)
+        stop_sim(sim, scratch / "sim.log")
     out = {"executions": executions, "combine": combine, "format": table_format, "code": run.code,
            "wall_s": run.wall_s, "peak_rss_kib": run.peak_rss_kib, "cpu_s": run.cpu_s}
     if run.code == 0:
@@ -468,18 +480,30 @@ def measure_tools(tools: list[str], inp: Input, skip: dict[str, str]) -> list[Re
     scratch = CACHE / "scratch"
     scratch.mkdir(parents=True, exist_ok=True)
     best: dict[str, Run] = {}
-    outs: dict[str, Path] = {}
     for round_no in range(1, REPEAT + 1):
         for tool, res in results.items():
             if res.note:
                 continue
-            run, extra, outs[tool] = run_tool(tool, inp, scratch)
+            run, extra, out = run_tool(tool, inp, scratch)
             # Every round, not only the kept one: the spread is part of the result.
             print(f"    round {round_no}: {tool} {run.wall_s:.2f} s, {run.cpu_s:.1f} CPU s, "
                   f"{run.peak_rss_kib / 1024:.0f} MiB", file=sys.stderr, flush=True)
             if run.code != 0:
                 res.note = f"failed (exit {run.code}): {tail(scratch / (tool + '.log'))}"
                 continue
+            # Checked now, not after the last round: e2e and e2e-delta write to the same
+            # store, so a later run's output would be counted as this one's.
+            try:
+                rows, size = parquet_stats(out)
+            except Exception as e:  # a reader error is a result too, not a crash of the whole run
+                res.note = f"output unreadable: {e}"
+                continue
+            finally:
+                fresh(out)
+            if rows != inp.rows:
+                res.note = f"wrote {rows} rows, expected {inp.rows}"
+                continue
+            res.rows_out, res.output_bytes = rows, size
             if tool not in best or run.wall_s < best[tool].wall_s:
                 best[tool], res.extra = run, extra
             res.peak_rss_kib = max(res.peak_rss_kib or 0, run.peak_rss_kib)
@@ -490,14 +514,6 @@ def measure_tools(tools: list[str], inp: Input, skip: dict[str, str]) -> list[Re
         res.wall_s, res.cpu_s = run.wall_s, run.cpu_s
         if tool in PEERS and run.stdout.strip():
             res.extra["inner_s"] = json.loads(run.stdout.strip().splitlines()[-1])["inner_s"]
-        out = outs[tool]
-        try:
-            res.rows_out, res.output_bytes = parquet_stats(out)
-        except Exception as e:  # a reader error is a result too, not a crash of the whole run
-            res.note = f"output unreadable: {e}"
-        if res.rows_out is not None and res.rows_out != inp.rows:
-            res.note = f"wrote {res.rows_out} rows, expected {inp.rows}"
-        fresh(out)
     return list(results.values())
 
 
