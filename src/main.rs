@@ -53,7 +53,7 @@ fn main() -> ExitCode {
 }
 
 /// Sets glibc's malloc up for a streaming pipeline, before any thread exists. A parameter
-/// you set yourself (its `MALLOC_*` variable, or a `glibc.malloc` tunable) takes precedence.
+/// you set yourself (its `MALLOC_*` variable or `glibc.malloc.*` tunable) takes precedence.
 ///
 /// - **2 arenas.** By default every thread that allocates may get its own arena (up to 8
 ///   per core), and memory freed in one is not reused by another: the decode thread and the
@@ -68,16 +68,29 @@ fn main() -> ExitCode {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_malloc() {
-    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc.")) {
-        return;
-    }
+    let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
     let params = [
-        ("MALLOC_ARENA_MAX", libc::M_ARENA_MAX, 2),
-        ("MALLOC_MMAP_THRESHOLD_", libc::M_MMAP_THRESHOLD, 32 << 20),
-        ("MALLOC_TRIM_THRESHOLD_", libc::M_TRIM_THRESHOLD, 64 << 20),
+        (
+            "MALLOC_ARENA_MAX",
+            "glibc.malloc.arena_max",
+            libc::M_ARENA_MAX,
+            2,
+        ),
+        (
+            "MALLOC_MMAP_THRESHOLD_",
+            "glibc.malloc.mmap_threshold",
+            libc::M_MMAP_THRESHOLD,
+            32 << 20,
+        ),
+        (
+            "MALLOC_TRIM_THRESHOLD_",
+            "glibc.malloc.trim_threshold",
+            libc::M_TRIM_THRESHOLD,
+            64 << 20,
+        ),
     ];
-    for (var, param, value) in params {
-        if std::env::var_os(var).is_none() {
+    for (var, tunable, param, value) in params {
+        if std::env::var_os(var).is_none() && !tunables.contains(tunable) {
             // SAFETY: `mallopt` only sets an allocator parameter; glibc documents these as
             // safe to change at any time, and no other thread exists yet.
             unsafe {

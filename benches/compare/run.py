@@ -192,12 +192,12 @@ def launch(cmd: list, usage: Path, **popen) -> subprocess.Popen:
                             cwd=ROOT, start_new_session=True, **popen)
 
 
-def usage_of(usage: Path) -> dict:
-    """What rusage.py wrote, or zeros if it was killed before writing."""
+def usage_of(usage: Path) -> dict | None:
+    """What rusage.py wrote, or None if it was killed before writing."""
     try:
         return json.loads(usage.read_text())
     except (OSError, ValueError):
-        return {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_kib": 0}
+        return None
 
 
 def measure(cmd: list, log_path: Path, env: dict | None = None) -> Run:
@@ -207,12 +207,21 @@ def measure(cmd: list, log_path: Path, env: dict | None = None) -> Run:
         proc = launch(cmd, usage, stdout=subprocess.PIPE, stderr=log_file, env=env)
         killer = threading.Timer(TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
         killer.start()
-        # Read stdout to EOF (it is small), then reap.
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        proc.wait()
-        killer.cancel()
+        try:
+            # Read stdout to EOF (it is small), then reap.
+            assert proc.stdout is not None
+            out = proc.stdout.read()
+            proc.wait()
+        except BaseException:
+            # Its own process group does not get the terminal's Ctrl-C: stop it here.
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        finally:
+            killer.cancel()
     ru = usage_of(usage)
+    if ru is None:  # killed before it could report: a failure, never a measurement
+        return Run(wall_s=0.0, cpu_s=0.0, peak_rss_kib=0, code=proc.returncode or 1,
+                   stdout=out.decode("utf-8", "replace"))
     return Run(
         wall_s=ru["wall_s"],
         cpu_s=ru["cpu_s"],
@@ -348,6 +357,8 @@ def stop_sim(proc: subprocess.Popen, log_path: Path) -> dict:
         proc.send_signal(signal.SIGTERM)
     proc.wait()
     ru = usage_of(sim_usage(log_path))
+    if ru is None:
+        return {}
     return {"sim_cpu_s": ru["cpu_s"], "sim_peak_rss_kib": ru["peak_rss_kib"]}
 
 

@@ -360,8 +360,9 @@ fn generated_body(st: &SimState, e: ExecRef<'_>, format: ExportFormat, plan: Opt
 ///
 /// A remote Titan costs the connector's cores nothing; the simulator shares them in
 /// `make bench`, so it should cost no more than a file server. Reading copied every byte
-/// from the page cache into a buffer before the socket copied it again: 0.3 of the 0.35 CPU s
-/// per 642 MB were that copy. A mapped chunk goes from the page cache to the socket once.
+/// from the page cache into a buffer before the socket copied it again; a mapped chunk
+/// goes from the page cache to the socket once (0.33 -> 0.27 CPU s per 642 MB; the rest is
+/// the socket).
 /// Chunks are mapped one at a time and unmapped when sent, so the simulator's memory stays
 /// flat. (The connector reads its local files with `read`; the simulator does not depend
 /// on the code it stands in for.)
