@@ -67,8 +67,13 @@ pub(super) fn client() -> reqwest::Client {
 }
 
 pub(super) async fn get(sim: &RunningSim, path: &str) -> reqwest::Response {
+    get_url(&format!("{}{path}", sim.base_url())).await
+}
+
+/// A GET of a whole URL (a media link, say) with the token, not following redirects.
+pub(super) async fn get_url(url: &str) -> reqwest::Response {
     client()
-        .get(format!("{}{path}", sim.base_url()))
+        .get(url)
         .bearer_auth(TOKEN)
         .send()
         .await
@@ -589,12 +594,7 @@ async fn media_download_bytes_and_type() {
             sim.base_url()
         )
     );
-    let r = client()
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send");
+    let r = get_url(&url).await;
     assert_eq!(r.status(), 200);
     let (ct, want) = data::media_bytes(42, "done", &format!("m-{row}-5"));
     assert_eq!(r.headers()["content-type"], ct);
@@ -617,12 +617,7 @@ async fn media_download_bytes_and_type() {
 async fn media_redirect_to_cdn() {
     let sim = sim_from(&BASE.replace("seed = 42", "seed = 42\nmedia_redirect = true")).await;
     let (row, url) = media_cell(&sim, "done", 6);
-    let r = client()
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send");
+    let r = get_url(&url).await;
     assert_eq!(r.status(), 302);
     let loc = r.headers()["location"].to_str().expect("ascii").to_owned();
     assert!(
@@ -658,12 +653,7 @@ async fn get_media_link(
         return None;
     };
     let expired = sc.media_expired("done", &data::media_id(r, 5));
-    let resp = client()
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .expect("send");
+    let resp = get_url(&url).await;
     Some((expired, resp))
 }
 
@@ -729,17 +719,7 @@ async fn exports_are_deterministic_per_seed() {
     let path = "/api/v1/executions/done/results/export?format=csv";
     let body = |s: &RunningSim| {
         let url = format!("{}{path}", s.base_url());
-        async move {
-            client()
-                .get(url)
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .expect("send")
-                .bytes()
-                .await
-                .expect("body")
-        }
+        async move { get_url(&url).await.bytes().await.expect("body") }
     };
     let strip = |s: &RunningSim, b: bytes::Bytes| {
         String::from_utf8(b.to_vec())
@@ -758,7 +738,7 @@ async fn exports_are_deterministic_per_seed() {
 async fn an_export_file_is_served_as_is_for_its_format_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("done.csv");
-    // Two and a half of the server's 1 MiB reads: the chunks must join exactly.
+    // Two and a half of the server's 1 MiB chunks: they must join exactly.
     let mut bytes = b"title,image\n".to_vec();
     while bytes.len() < 5 << 19 {
         bytes.extend_from_slice(format!("from the file at {},\n", bytes.len()).as_bytes());
