@@ -183,13 +183,17 @@ class Run:
     stdout: str
 
 
-def launch(cmd: list, usage: Path, **popen) -> subprocess.Popen:
+def launch(cmd: list, log_path: Path, **popen) -> subprocess.Popen:
     """Starts `cmd` through rusage.py, which writes the command's own wall, CPU and peak RSS
-    to `usage` when it exits (measured here, a child would report at least this process's
-    peak RSS as its own). In a new process group, so a timeout can kill both."""
+    to `proc.usage` (beside `log_path`) when it exits: measured here, a child would report
+    at least this process's peak RSS as its own. In a new process group, so a timeout can
+    kill both."""
+    usage = log_path.with_suffix(".usage.json")
     usage.unlink(missing_ok=True)
-    return subprocess.Popen([PY, HERE / "rusage.py", usage] + [str(c) for c in cmd],
+    proc = subprocess.Popen([PY, HERE / "rusage.py", usage] + [str(c) for c in cmd],
                             cwd=ROOT, start_new_session=True, **popen)
+    proc.usage = usage
+    return proc
 
 
 def usage_of(usage: Path) -> dict | None:
@@ -202,9 +206,8 @@ def usage_of(usage: Path) -> dict | None:
 
 def measure(cmd: list, log_path: Path, env: dict | None = None) -> Run:
     """Runs `cmd` to completion; wall clock, CPU and peak RSS of that command alone."""
-    usage = log_path.with_suffix(".usage.json")
     with open(log_path, "wb") as log_file:
-        proc = launch(cmd, usage, stdout=subprocess.PIPE, stderr=log_file, env=env)
+        proc = launch(cmd, log_path, stdout=subprocess.PIPE, stderr=log_file, env=env)
         killer = threading.Timer(TIMEOUT, lambda: os.killpg(proc.pid, signal.SIGKILL))
         killer.start()
         try:
@@ -218,7 +221,7 @@ def measure(cmd: list, log_path: Path, env: dict | None = None) -> Run:
             raise
         finally:
             killer.cancel()
-    ru = usage_of(usage)
+    ru = usage_of(proc.usage)
     if ru is None:  # killed before it could report: a failure, never a measurement
         return Run(wall_s=0.0, cpu_s=0.0, peak_rss_kib=0, code=proc.returncode or 1,
                    stdout=out.decode("utf-8", "replace"))
@@ -335,28 +338,24 @@ def connector_toml(inp: Input, base_url: str, store: Path) -> str:
 
 def start_sim(scenario: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
     log_file = open(log_path, "wb")
-    proc = launch([SIM, "--scenario", scenario], sim_usage(log_path),
+    proc = launch([SIM, "--scenario", scenario], log_path,
                   stdout=subprocess.PIPE, stderr=log_file, text=True)
     log_file.close()
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     prefix = "titan-sim listening on "
     if not line.startswith(prefix):
-        stop_sim(proc, log_path)
+        stop_sim(proc)
         raise RuntimeError(f"titan-sim did not start: {line!r}; {tail(log_path)}")
     return proc, line[len(prefix):]
 
 
-def sim_usage(log_path: Path) -> Path:
-    return log_path.with_suffix(".usage.json")
-
-
-def stop_sim(proc: subprocess.Popen, log_path: Path) -> dict:
+def stop_sim(proc: subprocess.Popen) -> dict:
     """SIGTERM (passed on by rusage.py), then reap: the simulator's own CPU and peak RSS."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     proc.wait()
-    ru = usage_of(sim_usage(log_path))
+    ru = usage_of(proc.usage)
     if ru is None:
         return {}
     return {"sim_cpu_s": ru["cpu_s"], "sim_peak_rss_kib": ru["peak_rss_kib"]}
@@ -377,7 +376,7 @@ def run_e2e(inp: Input, scratch: Path, extra: dict,
         log_name = "e2e.log" if table_format == "parquet" else f"e2e-{table_format}.log"
         run = measure(cmd, scratch / log_name, env)
     finally:
-        extra.update(stop_sim(sim, scratch / "sim.log"))
+        extra.update(stop_sim(sim))
     return run, store
 
 
@@ -422,7 +421,7 @@ def run_small(executions: int, combine: bool, table_format: str = "parquet") -> 
         run = measure([CONNECTOR, "run", "--config", config, "--report", report_path],
                       scratch / "small.log", env)
     finally:
-        stop_sim(sim, scratch / "sim.log")
+        stop_sim(sim)
     out = {"executions": executions, "combine": combine, "format": table_format, "code": run.code,
            "wall_s": run.wall_s, "peak_rss_kib": run.peak_rss_kib, "cpu_s": run.cpu_s}
     if run.code == 0:
